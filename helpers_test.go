@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gorilla "github.com/gorilla/websocket"
+
+	"wsecho/internal/leakcheck"
+	"wsecho/server"
+)
+
+func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }
+
+// impls are the two echo servers every comparison runs against: ours, on
+// x/net with the wire layer, and the gorilla reference design.
+var impls = []string{"xnet", "gorilla"}
+
+// testLogger logs under the test that owns it.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// startServer starts an echo server of the given implementation on a
+// loopback port and returns its ws:// URL for /echo. The cleanup closes the
+// server and waits for its connections to end.
+func startServer(t testing.TB, impl string) string {
+	t.Helper()
+	return startServerOpts(t, impl, server.Options{})
+}
+
+// startServerOpts is startServer with options for our server; the gorilla
+// server ignores them.
+func startServerOpts(t testing.TB, impl string, opts server.Options) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	var shutdown func(context.Context) error
+	switch impl {
+	case "xnet":
+		if opts.Logger == nil {
+			opts.Logger = testLogger(t)
+		}
+		h := server.New(opts)
+		mux.Handle("/echo", h)
+		shutdown = h.Shutdown
+	case "gorilla":
+		g := &gorillaEcho{log: testLogger(t), conns: make(map[*gorilla.Conn]struct{})}
+		mux.Handle("/echo", g)
+		shutdown = g.shutdown
+	default:
+		t.Fatalf("unknown impl %q", impl)
+	}
+	ts := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(ctx); err != nil {
+			t.Errorf("%s server shutdown: %v", impl, err)
+		}
+	})
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/echo"
+}
+
+// gorillaEcho is the reference design: gorilla/websocket's echo example
+// server, with its default Upgrader, plus the bookkeeping a test needs to
+// end its connections.
+type gorillaEcho struct {
+	log   *slog.Logger
+	up    gorilla.Upgrader
+	mu    sync.Mutex
+	conns map[*gorilla.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func (g *gorillaEcho) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c, err := g.up.Upgrade(w, r, nil)
+	if err != nil {
+		g.log.Info("upgrade", "err", err)
+		return
+	}
+	g.mu.Lock()
+	g.conns[c] = struct{}{}
+	g.wg.Add(1)
+	g.mu.Unlock()
+	defer func() {
+		c.Close()
+		g.mu.Lock()
+		delete(g.conns, c)
+		g.mu.Unlock()
+		g.wg.Done()
+	}()
+	for {
+		mt, message, err := c.ReadMessage()
+		if err != nil {
+			g.log.Info("read", "err", err)
+			break
+		}
+		g.log.Info("recv", "bytes", len(message))
+		if err := c.WriteMessage(mt, message); err != nil {
+			g.log.Info("write", "err", err)
+			break
+		}
+	}
+}
+
+func (g *gorillaEcho) shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	for c := range g.conns {
+		c.Close()
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -37,21 +37,21 @@ func startServer(t testing.TB, impl string) string {
 }
 
 // startServerOpts is startServer with options for our server; the gorilla
-// server ignores them.
+// server takes only the Logger.
 func startServerOpts(t testing.TB, impl string, opts server.Options) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	var shutdown func(context.Context) error
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
 	switch impl {
 	case "xnet":
-		if opts.Logger == nil {
-			opts.Logger = testLogger(t)
-		}
 		h := server.New(opts)
 		mux.Handle("/echo", h)
 		shutdown = h.Shutdown
 	case "gorilla":
-		g := &gorillaEcho{log: testLogger(t), conns: make(map[*gorilla.Conn]struct{})}
+		g := &gorillaEcho{log: opts.Logger, conns: make(map[*gorilla.Conn]struct{})}
 		mux.Handle("/echo", g)
 		shutdown = g.shutdown
 	default:

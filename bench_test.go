@@ -8,7 +8,9 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"wsecho/internal/bench"
 	"wsecho/server"
@@ -18,8 +20,9 @@ import (
 // the gorilla reference (impl=gorilla) and a plain TCP echo of the same
 // bytes (impl=tcp, the ceiling), side by side in one run. Each op is one
 // round trip of one message; rt/s counts round trips per second over all
-// connections, and allocs/op includes the server's allocations, since the
-// server runs in this process.
+// connections, cpu-ns/rt is the CPU time this process (client and server)
+// used per round trip, and allocs/op includes the server's allocations,
+// since the server runs in this process. See BENCHMARKS.md.
 //
 //	go test -run='^$' -bench=Echo -count=10 . > new.txt
 //	benchstat -col /impl new.txt
@@ -53,6 +56,7 @@ func benchEcho(b *testing.B, impl string, nconns, size int) {
 	}
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	if nconns == 1 {
 		for b.Loop() {
 			if err := conns[0].RoundTrip(); err != nil {
@@ -78,6 +82,18 @@ func benchEcho(b *testing.B, impl string, nconns, size int) {
 		})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
+	// CPU time per round trip, client and server together, varies less
+	// than rt/s when other processes compete for the cores.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/rt")
+}
+
+// cpuTime returns the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startTCPEcho starts a plain TCP echo server on loopback and returns its

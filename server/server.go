@@ -4,7 +4,10 @@
 //
 // x/net sees the connection through the wire layer (internal/wsframe), which
 // enforces RFC 6455 where x/net does not. This package holds the policy: who
-// may connect, what is logged, and how connections end on shutdown.
+// may connect and how many at once, how long a connection may stay idle,
+// what is logged and counted, and how connections end on shutdown. NewMux
+// adds the health check and the metrics next to the endpoint, and
+// Handler.HTTPServer the timeouts of the HTTP server around it.
 package server
 
 import (
@@ -13,11 +16,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +44,27 @@ type Options struct {
 	// the connection with close code 1009. If 0, 32 MiB.
 	MaxMessage int64
 
+	// MaxConns is how many connections may be open, or in their opening
+	// handshake, at once; beyond it a handshake gets 503 with Retry-After
+	// and the open connections are unaffected. If 0, no limit.
+	MaxConns int
+
+	// PingInterval is how often each connection gets a ping. If 0, none.
+	PingInterval time.Duration
+
+	// IdleTimeout closes, with 1001, a connection from which nothing has
+	// arrived for that long: no frame header (data, ping, pong or close),
+	// and no part of the payload of an unfragmented message, which is read
+	// as it arrives (a fragment is read whole). An echo that the peer does
+	// not read for that long fails too: the connection is dropped. Keep it
+	// longer than PingInterval, or a peer that only answers pings is
+	// closed. If 0, connections never time out.
+	IdleTimeout time.Duration
+
+	// HandshakeTimeout bounds the TLS handshake and reading the upgrade
+	// request, in the http.Server that HTTPServer returns. If 0, 10 seconds.
+	HandshakeTimeout time.Duration
+
 	// Logger receives one line per connection and per message. If nil,
 	// slog.Default().
 	Logger *slog.Logger
@@ -47,6 +73,17 @@ type Options struct {
 // drainGrace is how long a connection must be quiet, once shutdown has
 // begun, before it gets its Close 1001.
 const drainGrace = 250 * time.Millisecond
+
+// maxCloseReserve is the part of shutdown's time (at most half of it) kept
+// for the closing handshake: a peer that never goes quiet for drainGrace is
+// echoed until that long before the end, then gets its Close 1001, so that
+// it learns of the shutdown rather than seeing the connection drop.
+const maxCloseReserve = time.Second
+
+// drainDeadline returns when draining must stop for shutdown to end at end.
+func drainDeadline(end time.Time) time.Time {
+	return end.Add(-min(maxCloseReserve, time.Until(end)/2))
+}
 
 // defaultShutdownWait bounds the closing handshakes when Shutdown's context
 // has no deadline.
@@ -64,10 +101,15 @@ type Handler struct {
 	opts Options
 	log  *slog.Logger
 
+	metrics *metrics
+	epoch   time.Time // New's time: h.clock() counts from it
+
 	mu      sync.Mutex
 	closing bool
 	end     time.Time // when shutdown gives up on closing handshakes
-	conns   map[*wsframe.Conn]struct{}
+	drainBy time.Time // when draining stops and the Close 1001 goes out, at the latest
+	active  int       // connections counted in by acquire
+	conns   map[*conn]struct{}
 	wg      sync.WaitGroup
 }
 
@@ -79,12 +121,19 @@ func New(opts Options) *Handler {
 	if opts.MaxMessage <= 0 {
 		opts.MaxMessage = wsframe.DefaultMaxMessage
 	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = defaultHandshakeTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{opts: opts, log: log, conns: make(map[*wsframe.Conn]struct{})}
+	now := time.Now()
+	return &Handler{opts: opts, log: log, metrics: newMetrics(now), epoch: now, conns: make(map[*conn]struct{})}
 }
+
+// clock returns the monotonic time since New.
+func (h *Handler) clock() time.Duration { return time.Since(h.epoch) }
 
 // SameOrigin accepts a request with no Origin header, or one whose Origin
 // host equals the Host header, as gorilla/websocket's default Upgrader does.
@@ -129,70 +178,89 @@ func AllowOrigins(allowed []string) func(*http.Request) bool {
 // the connection, hands it to x/net through the wire layer, and echoes until
 // the connection ends.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if status, msg := h.check(r); status != 0 {
-		h.log.Debug("handshake rejected", "remote", r.RemoteAddr, "code", status, "err", msg)
+	if status, reason, msg := h.check(r); status != 0 {
 		if status == http.StatusUpgradeRequired {
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
 		if status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", http.MethodGet)
 		}
-		http.Error(w, msg, status)
+		h.reject(w, r, status, reason, msg)
 		return
 	}
-	if !h.acquire() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "websocket: server is shutting down", http.StatusServiceUnavailable)
+	if reason := h.acquire(); reason != "" {
+		msg, retry := "websocket: server is shutting down", "1"
+		if reason == rejectLimit {
+			msg, retry = "websocket: too many connections", "5"
+		}
+		w.Header().Set("Retry-After", retry)
+		h.reject(w, r, http.StatusServiceUnavailable, reason, msg)
 		return
 	}
-	defer h.wg.Done()
+	defer h.release()
 
 	// Hijack here rather than in x/net, which panics when Hijack fails.
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		h.log.Error("hijack", "remote", r.RemoteAddr, "err", err)
-		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
+		h.reject(w, r, http.StatusInternalServerError, rejectHijack, "websocket: cannot take over the connection")
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	// brw.Reader may already hold frames that came with the handshake.
-	wc := wsframe.NewConn(nc, brw.Reader, wsframe.Server, wsframe.Options{MaxMessage: h.opts.MaxMessage})
-	h.track(wc, true)
-	defer h.track(wc, false)
+	c := h.newConn(nc, socketReader(nc, brw))
+	h.track(c, true)
+	defer h.track(c, false)
 
+	defer c.uncount() // if x/net failed the handshake after the count
 	srv := websocket.Server{
 		Handshake: func(cfg *websocket.Config, _ *http.Request) error {
 			cfg.Protocol = nil // an echo server speaks no subprotocol
+			// Counted before the 101 goes out, so that a client that has
+			// its answer finds itself counted.
+			c.counted = true
+			h.metrics.connsOpen.Add(1)
+			h.metrics.connsTotal.Add(1)
 			return nil
 		},
-		Handler: func(ws *websocket.Conn) { h.serve(ws, wc) },
+		Handler: func(ws *websocket.Conn) { h.serve(ws, c) },
 	}
+	// x/net reads and writes through c, which notes each sign of life.
 	srv.ServeHTTP(&hijacked{
 		ResponseWriter: w,
-		conn:           wc,
-		rw:             bufio.NewReadWriter(bufio.NewReaderSize(wc, 16), bufio.NewWriterSize(wc, xnetWriteBuffer)),
+		conn:           c.wc,
+		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c, xnetWriteBuffer)),
 	}, r)
 }
 
-// check returns the HTTP status and message that reject r, or 0.
-func (h *Handler) check(r *http.Request) (int, string) {
+// reject answers a handshake with an HTTP error and counts it by reason.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
+	h.log.Debug("handshake rejected", "remote", r.RemoteAddr, "code", status, "reason", reason, "err", msg)
+	h.metrics.rejected.Add(reason, 1)
+	http.Error(w, msg, status)
+}
+
+// check returns the HTTP status, the reason (for the metrics) and the message
+// that reject r, or 0.
+func (h *Handler) check(r *http.Request) (int, string, string) {
 	switch {
-	case r.Method != http.MethodGet:
-		return http.StatusMethodNotAllowed, "websocket: method must be GET"
 	case r.ProtoMajor != 1:
-		return http.StatusHTTPVersionNotSupported, "websocket: HTTP/1.1 required"
+		// An HTTP/2 request (a browser's GET over a TLS connection that
+		// negotiated h2, or RFC 8441's extended CONNECT) cannot be hijacked.
+		return http.StatusHTTPVersionNotSupported, rejectHTTPVersion, "websocket: HTTP/1.1 required"
+	case r.Method != http.MethodGet:
+		return http.StatusMethodNotAllowed, rejectMethod, "websocket: method must be GET"
 	case !hasToken(r.Header, "Connection", "upgrade"):
-		return http.StatusBadRequest, "websocket: 'Connection' header has no 'upgrade' token"
+		return http.StatusBadRequest, rejectBadRequest, "websocket: 'Connection' header has no 'upgrade' token"
 	case !hasToken(r.Header, "Upgrade", "websocket"):
-		return http.StatusBadRequest, "websocket: 'Upgrade' header has no 'websocket' token"
+		return http.StatusBadRequest, rejectBadRequest, "websocket: 'Upgrade' header has no 'websocket' token"
 	case r.Header.Get("Sec-WebSocket-Version") != "13":
-		return http.StatusUpgradeRequired, "websocket: unsupported version (want 13)"
+		return http.StatusUpgradeRequired, rejectVersion, "websocket: unsupported version (want 13)"
 	case !validKey(r.Header.Get("Sec-WebSocket-Key")):
-		return http.StatusBadRequest, "websocket: 'Sec-WebSocket-Key' is not the base64 of 16 bytes"
+		return http.StatusBadRequest, rejectBadRequest, "websocket: 'Sec-WebSocket-Key' is not the base64 of 16 bytes"
 	case !h.opts.CheckOrigin(r):
-		return http.StatusForbidden, "websocket: origin not allowed"
+		return http.StatusForbidden, rejectOrigin, "websocket: origin not allowed"
 	}
-	return 0, ""
+	return 0, "", ""
 }
 
 // hasToken reports whether a comma-separated header holds token.
@@ -224,6 +292,27 @@ type hijacked struct {
 
 func (h *hijacked) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn, h.rw, nil }
 
+// socketReadBuffer is the size of the buffered reader the wire layer reads
+// frames through. Payloads of this size or more are read straight into the
+// message buffer, so a small one costs little, and it is what every idle
+// connection holds.
+const socketReadBuffer = 512
+
+// socketReader returns the reader the wire layer reads frames from: the
+// hijacked one if bytes that came with the handshake already sit in it,
+// otherwise a small one. net/http's 4 KiB reader and writer would otherwise
+// stay allocated for the life of the connection (net/http keeps a
+// reference), so their buffers are released; the writer is never used, as
+// x/net writes through the wire layer.
+func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
+	*brw.Writer = bufio.Writer{}
+	if brw.Reader.Buffered() > 0 {
+		return brw.Reader
+	}
+	*brw.Reader = bufio.Reader{}
+	return bufio.NewReaderSize(nc, socketReadBuffer)
+}
+
 // message is one echoed message; echoCodec carries it through x/net with its
 // type, which x/net's Message codec would lose for binary data.
 type message struct {
@@ -245,15 +334,26 @@ var echoCodec = websocket.Codec{
 
 // serve is the x/net Handler: it echoes each message until the connection
 // ends, then logs how it ended. x/net closes the connection when it returns.
-func (h *Handler) serve(ws *websocket.Conn, wc *wsframe.Conn) {
+func (h *Handler) serve(ws *websocket.Conn, c *conn) {
+	wc := c.wc
 	wc.Start()
 	ws.MaxPayloadBytes = int(h.opts.MaxMessage) // the wire layer enforces it, per message
 	log := h.log.With("remote", wc.RemoteAddr().String())
 	log.Info("open")
+	c.startKeepalive()
 	var st stats
 	start := time.Now()
 	err := h.echo(ws, wc, log, &st)
-	h.logEnd(log, wc, err, &st, time.Since(start))
+	c.stopKeepalive()
+	if c.isDraining() && errors.Is(err, os.ErrDeadlineExceeded) && !wc.CloseSent() {
+		// Shutdown's time ran out in the middle of a message: say so,
+		// rather than let x/net send its Close 1000.
+		wc.NetConn().SetWriteDeadline(time.Now().Add(drainGrace))
+		wc.WriteClose(wsframe.CloseGoingAway, "going away")
+		err = fmt.Errorf("%w: %w", errWentAway, err)
+	}
+	c.uncount()
+	h.logEnd(log, c, err, &st, time.Since(start))
 }
 
 type stats struct {
@@ -263,8 +363,10 @@ type stats struct {
 
 func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, st *stats) error {
 	var m message
+	logRecv := log.Enabled(context.Background(), slog.LevelInfo)
 	for {
-		if err := echoCodec.Receive(ws, &m); err != nil {
+		buf, err := receive(ws, wc, &m)
+		if err != nil {
 			if wc.Drained(err) {
 				return h.closeGoingAway(ws, wc)
 			}
@@ -272,54 +374,109 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		}
 		st.msgsIn++
 		st.bytesIn += int64(len(m.data))
-		log.Info("recv", "type", typeName(m.typ), "bytes", len(m.data), "data", preview(m.typ, m.data))
-		if err := echoCodec.Send(ws, &m); err != nil {
+		h.metrics.msgsIn.Add(1)
+		h.metrics.bytesIn.Add(int64(len(m.data)))
+		if logRecv {
+			log.Info("recv", "type", typeName(m.typ), "bytes", len(m.data), "data", preview(m.typ, m.data))
+		}
+		err = echoCodec.Send(ws, &m)
+		n := int64(len(m.data))
+		if buf != nil {
+			putBuffer(buf)
+		}
+		m = message{} // an idle connection holds no message
+		if err != nil {
 			return err
 		}
 		st.msgsOut++
-		st.bytesOut += int64(len(m.data))
+		st.bytesOut += n
+		h.metrics.msgsOut.Add(1)
+		h.metrics.bytesOut.Add(n)
 	}
 }
 
-// closeGoingAway sends Close 1001 once a drain has found the peer quiet, and
-// waits for the peer's Close until shutdown gives up.
-func (h *Handler) closeGoingAway(ws *websocket.Conn, wc *wsframe.Conn) error {
-	if err := wc.WriteClose(wsframe.CloseGoingAway, "going away"); err != nil {
-		return err
+// receive reads the next message through x/net into a pooled buffer, which
+// the caller returns with putBuffer once the echo is written. The wire layer
+// tells the type and length in advance, so x/net's Codec, which allocates a
+// growing buffer for every message, is needed only for empty messages.
+func receive(ws *websocket.Conn, wc *wsframe.Conn, m *message) (*[]byte, error) {
+	op, n, err := wc.Next()
+	if err != nil {
+		return nil, err
 	}
+	if n == 0 {
+		return nil, echoCodec.Receive(ws, m)
+	}
+	buf := getBuffer(int(n))
+	m.typ, m.data = op, *buf
+	if _, err := io.ReadFull(ws, m.data); err != nil {
+		putBuffer(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// errWentAway marks the end of a connection that shutdown closed with 1001.
+var errWentAway = errors.New("closed with 1001 for shutdown")
+
+// closeGoingAway sends Close 1001 once a drain has found the peer quiet, and
+// waits for the peer's Close until shutdown gives up. The error it returns
+// wraps errWentAway.
+func (h *Handler) closeGoingAway(ws *websocket.Conn, wc *wsframe.Conn) error {
 	h.mu.Lock()
 	end := h.end
 	h.mu.Unlock()
-	wc.SetReadDeadline(end)
+	wc.SetDeadline(end) // a peer that stopped reading must not hold shutdown up
+	if err := wc.WriteClose(wsframe.CloseGoingAway, "going away"); err != nil {
+		return fmt.Errorf("%w: %w", errWentAway, err)
+	}
 	var m message
 	for {
 		// Data after our Close cannot be echoed (RFC 6455, Section 5.5.1).
 		if err := echoCodec.Receive(ws, &m); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", errWentAway, err)
 		}
 	}
 }
 
-// logEnd logs one line for the end of a connection: how and by whom it was
-// closed, and the traffic each way.
-func (h *Handler) logEnd(log *slog.Logger, wc *wsframe.Conn, err error, st *stats, d time.Duration) {
+// logEnd logs one line for the end of a connection, and counts its Close
+// frames: the code of the closing handshake and who started it ("server" or
+// "peer"), with the reason when the server did, or code 1006 when the
+// connection dropped with no Close; and the traffic each way.
+func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time.Duration) {
 	attrs := []any{"duration", d.Round(time.Millisecond),
 		"msgs_in", st.msgsIn, "bytes_in", st.bytesIn, "msgs_out", st.msgsOut, "bytes_out", st.bytesOut}
+	wc, m := c.wc, h.metrics
 	var pe *wsframe.Error
 	code, _, peerClosed := wc.PeerClose()
+	if peerClosed {
+		m.received(code)
+	}
 	switch {
 	case errors.As(err, &pe):
-		log.Warn("protocol error", append(attrs, "code", pe.Code, "err", pe.Reason)...)
-	case peerClosed && wc.CloseSent() && errors.Is(err, io.EOF):
-		by := "peer"
-		if code == wsframe.CloseGoingAway && h.isClosing() {
-			by = "server"
+		m.sent(pe.Code)
+		log.Warn("protocol error", append(attrs, "code", pe.Code, "by", "server", "err", pe.Reason)...)
+	case c.isIdle():
+		m.sent(wsframe.CloseGoingAway)
+		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "idle timeout")...)
+	case errors.Is(err, errWentAway):
+		m.sent(wsframe.CloseGoingAway)
+		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "shutdown")...)
+	case peerClosed:
+		if wc.CloseSent() {
+			m.sent(code) // the echo of the peer's Close
 		}
-		log.Info("closed", append(attrs, "code", code, "by", by)...)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		log.Info("closed", append(attrs, "code", wsframe.CloseAbnormal, "by", "peer")...)
+		log.Info("closed", append(attrs, "code", code, "by", "peer")...)
+	case c.forced.Load():
+		m.dropped.Add(1)
+		log.Info("closed", append(attrs, "code", wsframe.CloseAbnormal, "by", "server", "reason", "shutdown timeout")...)
 	default:
-		log.Info("closed", append(attrs, "code", wsframe.CloseAbnormal, "err", err)...)
+		m.dropped.Add(1)
+		attrs = append(attrs, "code", wsframe.CloseAbnormal, "by", "peer")
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) {
+			attrs = append(attrs, "err", err)
+		}
+		log.Info("closed", attrs...)
 	}
 }
 
@@ -349,27 +506,40 @@ func preview(t byte, b []byte) string {
 	return hex.EncodeToString(b[:16]) + "…"
 }
 
-// acquire counts a new connection in, unless shutdown has begun.
-func (h *Handler) acquire() bool {
+// acquire counts a new connection in, or returns why it may not come in:
+// rejectShutdown or rejectLimit.
+func (h *Handler) acquire() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closing {
-		return false
+	switch {
+	case h.closing:
+		return rejectShutdown
+	case h.opts.MaxConns > 0 && h.active >= h.opts.MaxConns:
+		return rejectLimit
 	}
+	h.active++
 	h.wg.Add(1)
-	return true
+	return ""
 }
 
-func (h *Handler) track(wc *wsframe.Conn, open bool) {
+// release counts a connection out.
+func (h *Handler) release() {
+	h.mu.Lock()
+	h.active--
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+func (h *Handler) track(c *conn, open bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !open {
-		delete(h.conns, wc)
+		delete(h.conns, c)
 		return
 	}
-	h.conns[wc] = struct{}{}
+	h.conns[c] = struct{}{}
 	if h.closing {
-		wc.Drain(drainGrace, h.end)
+		c.drain(drainGrace, h.drainBy)
 	}
 }
 
@@ -381,7 +551,8 @@ func (h *Handler) isClosing() bool {
 
 // Shutdown stops new handshakes (503), lets every connection echo what it
 // has already received, then closes each with 1001 and waits for the closing
-// handshakes. When ctx ends first, it closes what is left and returns
+// handshakes. A connection whose peer keeps sending is echoed until shortly
+// before ctx's deadline (see maxCloseReserve), then closed with 1001 too. When ctx ends first, it closes what is left and returns
 // ctx.Err(). Call it after http.Server.Shutdown, which neither closes nor
 // waits for hijacked connections.
 func (h *Handler) Shutdown(ctx context.Context) error {
@@ -390,9 +561,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		end = time.Now().Add(defaultShutdownWait)
 	}
 	h.mu.Lock()
-	h.closing, h.end = true, end
-	for wc := range h.conns {
-		wc.Drain(drainGrace, end)
+	h.closing, h.end, h.drainBy = true, end, drainDeadline(end)
+	for c := range h.conns {
+		c.drain(drainGrace, h.drainBy)
 	}
 	h.mu.Unlock()
 
@@ -407,8 +578,9 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	h.mu.Lock()
-	for wc := range h.conns {
-		wc.NetConn().Close()
+	for c := range h.conns {
+		c.forced.Store(true)
+		c.wc.NetConn().Close()
 	}
 	h.mu.Unlock()
 	<-done

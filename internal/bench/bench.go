@@ -32,7 +32,7 @@ type Config struct {
 	Conns    int           // connections; if 0, 1
 	Size     int           // message size in bytes
 	Duration time.Duration // how long to send; if 0, 10s
-	Rate     float64       // messages per second per connection; 0 means closed loop
+	Rate     float64       // messages per second per connection, first sends spread over one interval; 0 means closed loop
 	Binary   bool          // send binary messages instead of text
 }
 
@@ -109,14 +109,16 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 		start  = time.Now()
 		stopAt = start.Add(cfg.Duration)
 	)
-	for _, c := range conns {
+	for i, c := range conns {
 		wg.Go(func() {
 			var h Histogram
 			var interval time.Duration
 			if cfg.Rate > 0 {
 				interval = time.Duration(float64(time.Second) / cfg.Rate)
 			}
-			next := time.Now()
+			// In an open loop the connections take turns, spread evenly
+			// over one interval, rather than all sending at once.
+			next := start.Add(interval * time.Duration(i) / time.Duration(len(conns)))
 			c.conn.SetDeadline(stopAt.Add(5 * time.Second))
 			stop := context.AfterFunc(runCtx, func() { c.conn.SetDeadline(time.Now()) })
 			defer stop()
@@ -232,6 +234,13 @@ type Conn struct {
 // prepares a message of size bytes. A tcp:// URL connects to a plain TCP
 // echo server instead, for the ceiling no WebSocket server can pass.
 func Dial(ctx context.Context, rawURL string, size int, binary bool) (*Conn, error) {
+	return DialFrom(ctx, nil, rawURL, size, binary)
+}
+
+// DialFrom is Dial from the local IP address laddr, such as 127.0.0.2, so
+// that many connections can be spread over several source addresses; a nil
+// laddr lets the system choose.
+func DialFrom(ctx context.Context, laddr net.IP, rawURL string, size int, binary bool) (*Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -244,6 +253,9 @@ func Dial(ctx context.Context, rawURL string, size int, binary bool) (*Conn, err
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
 	var d net.Dialer
+	if laddr != nil {
+		d.LocalAddr = &net.TCPAddr{IP: laddr}
+	}
 	nc, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
@@ -352,6 +364,10 @@ func (c *Conn) RoundTrip() error {
 		return nil
 	}
 }
+
+// SetDeadline sets the read and write deadline of the connection, as
+// net.Conn's SetDeadline does.
+func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
 
 // Close closes the connection without a closing handshake.
 func (c *Conn) Close() error { return c.conn.Close() }

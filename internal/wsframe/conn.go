@@ -35,10 +35,6 @@ const LingerTimeout = time.Second
 // gone out (RFC 6455, Section 5.5.1).
 var ErrCloseSent = errors.New("websocket: close frame already sent")
 
-// ErrDrained is returned by Read once a drain has found the peer quiet at a
-// message boundary. See Conn.Drain.
-var ErrDrained = errors.New("websocket: drained")
-
 // Options configure a Conn. The zero value is ready to use.
 type Options struct {
 	// MaxMessage is the largest message accepted, in bytes; a larger one
@@ -75,6 +71,7 @@ type Conn struct {
 	xhdr       [MaxHeaderLen]byte
 	xhdrN      int   // length of the header handed to x/net
 	xhdrOff    int   // bytes of it already handed over
+	msgLen     int64 // length of the message that header announces
 	left       int64 // payload bytes of a streamed frame not yet handed over
 	key        [4]byte
 	keyPos     int
@@ -89,6 +86,9 @@ type Conn struct {
 	atHeader   bool  // waiting for a frame header: a timeout here can be retried
 	draining   atomic.Bool
 	drainEnd   atomic.Int64 // unix nanoseconds: the read deadline once a message is under way
+	drainGrace atomic.Int64 // the drain's grace period
+	extended   bool         // the read deadline was moved to drainEnd for a message under way
+	waited     bool         // at this message boundary, the reader set the drain's deadline itself
 
 	// Write side, guarded by wmu.
 	wmu       sync.Mutex
@@ -211,6 +211,13 @@ func (c *Conn) readHTTP(p []byte) (int, error) {
 // then streamed) or ends (a fragmented one, which was joined into c.msg), and
 // sets up the header x/net will read.
 func (c *Conn) nextMessage() error {
+	c.waited = false
+	if c.extended {
+		// The message that was under way when the drain's grace ended has
+		// been read: the peer has one grace period for the next one.
+		c.extended = false
+		c.waitDrain()
+	}
 	for {
 		h, err := c.readHeader()
 		if err != nil {
@@ -259,7 +266,7 @@ func (c *Conn) readHeader() (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
-	if b, err = c.peek(headerLen(b[1])); err != nil {
+	if b, err = c.peek(HeaderLen(b[1])); err != nil {
 		return Header{}, err
 	}
 	c.atHeader = false
@@ -350,6 +357,8 @@ func (c *Conn) readClose(p []byte) error {
 	c.mu.Lock()
 	c.peerClosed, c.peerCode, c.peerReason = true, code, reason
 	c.mu.Unlock()
+	// The peer is closing and may have stopped reading: bound the answer.
+	c.nc.SetWriteDeadline(time.Now().Add(LingerTimeout))
 	if err := c.WriteControl(OpClose, ClosePayload(code, "")); err != nil && !errors.Is(err, ErrCloseSent) {
 		return err
 	}
@@ -382,13 +391,16 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	}
 	n, err := c.br.Read(p)
 	c.left -= int64(n)
+	// On invalid text, hand over none of this piece: a reader that buffers
+	// (bufio.Reader.fill keeps the error for the next call) would otherwise
+	// get the whole message with no error and x/net would deliver it.
 	if err := c.payloadChunk(p[:n], c.role == Server); err != nil {
 		c.readErr = err
-		return n, err
+		return 0, err
 	}
 	if c.left == 0 && c.op == OpText && !c.utf.Complete() {
 		c.readErr = c.fail(CloseInvalidPayload, "invalid UTF-8 in text message")
-		return n, c.readErr
+		return 0, c.readErr
 	}
 	if err != nil {
 		if c.extendDrain(err, true) {
@@ -428,6 +440,37 @@ func (c *Conn) setXHeader(n int64) {
 	h := Header{Fin: true, Opcode: c.op, Length: n, Masked: c.role == Server}
 	c.xhdrN = len(AppendHeader(c.xhdr[:0], h))
 	c.xhdrOff = 0
+	c.msgLen = n
+}
+
+// Next reads ahead to the next message and returns its opcode (OpText or
+// OpBinary) and length, before x/net reads it: x/net's next read yields that
+// message. A caller that knows the length can read exactly that many bytes
+// through x/net's Conn.Read into a buffer of its own, where x/net's Codec
+// would allocate a fresh one for every message. (A message of length 0 must
+// still be consumed through a Codec, since reading 0 bytes reads nothing.)
+// Next must be called from the reading goroutine, between messages, and
+// returns the errors Read would.
+func (c *Conn) Next() (op byte, n int64, err error) {
+	if c.httpRead {
+		return 0, 0, errors.New("websocket: Next during the handshake")
+	}
+	if c.readErr != nil {
+		return 0, 0, c.readErr
+	}
+	if c.xhdrOff == 0 && c.xhdrN > 0 {
+		return c.op, c.msgLen, nil // already read ahead
+	}
+	if c.xhdrOff < c.xhdrN || c.left > 0 || c.msgOff < len(c.msg) {
+		return 0, 0, errors.New("websocket: Next in the middle of a message")
+	}
+	if err := c.nextMessage(); err != nil {
+		if !(c.atHeader && isTimeout(err)) {
+			c.readErr = err
+		}
+		return 0, 0, err
+	}
+	return c.op, c.msgLen, nil
 }
 
 // releaseMsg lets go of a large joined message once x/net has it.
@@ -441,29 +484,53 @@ func (c *Conn) releaseMsg() {
 }
 
 // Drain asks the reader to stop at the next message boundary at which the
-// peer has gone quiet for the grace period: Read then returns ErrDrained. A
-// message already under way is read to its end, until the deadline end at
-// the latest. Use it to answer everything received before a shutdown.
+// peer has gone quiet for the grace period: Read then returns a timeout for
+// which Drained reports true. A message already under way is read to its
+// end, until the deadline end at the latest, and then the peer has the
+// grace period for the next one. Use it to answer everything received
+// before a shutdown.
 func (c *Conn) Drain(grace time.Duration, end time.Time) {
 	c.drainEnd.Store(end.UnixNano())
+	c.drainGrace.Store(int64(grace))
 	c.draining.Store(true)
 	c.nc.SetReadDeadline(time.Now().Add(grace))
 }
 
+// waitDrain sets the read deadline to a grace period from now, or the
+// drain's end if that comes first. Called by the reader.
+func (c *Conn) waitDrain() {
+	c.waited = true
+	at := time.Now().Add(time.Duration(c.drainGrace.Load()))
+	if end := time.Unix(0, c.drainEnd.Load()); end.Before(at) {
+		at = end
+	}
+	c.nc.SetReadDeadline(at)
+}
+
 // extendDrain decides what a read error means while draining: a timeout in
 // the middle of a message moves the deadline to the drain's end and asks for
-// a retry.
+// a retry. So does the first timeout at a message boundary, with a grace
+// period from now: Drain set the deadline from another goroutine, and it
+// may have passed before this one got to wait, with the peer's next message
+// already in the socket (Go checks a deadline before it reads).
 func (c *Conn) extendDrain(err error, midMessage bool) bool {
 	if !c.draining.Load() || !isTimeout(err) {
 		return false
 	}
 	midMessage = midMessage || c.inMsg || c.left > 0
 	end := time.Unix(0, c.drainEnd.Load())
-	if !midMessage || !time.Now().Before(end) {
+	switch {
+	case !time.Now().Before(end):
 		return false
+	case midMessage:
+		c.extended = true
+		c.nc.SetReadDeadline(end)
+		return true
+	case !c.waited:
+		c.waitDrain()
+		return true
 	}
-	c.nc.SetReadDeadline(end)
-	return true
+	return false
 }
 
 // Drained reports whether err ends a drain cleanly, at a message boundary.
@@ -498,6 +565,8 @@ func (c *Conn) fail(code int, reason string) error {
 		c.failed = e
 	}
 	c.mu.Unlock()
+	// A peer that broke the rules may not read either: bound the write.
+	c.nc.SetWriteDeadline(time.Now().Add(LingerTimeout))
 	c.WriteControl(OpClose, ClosePayload(code, reason))
 	c.readErr = e
 	return e
@@ -610,7 +679,7 @@ func (c *Conn) pend(p []byte, dropped *error) ([]byte, error) {
 			}
 			want := 2
 			if len(c.wpend) >= 2 {
-				want = headerLen(c.wpend[1])
+				want = HeaderLen(c.wpend[1])
 			}
 			k := min(len(p), want-len(c.wpend))
 			c.wpend = append(c.wpend, p[:k]...)

@@ -18,6 +18,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Opcodes (RFC 6455, Section 5.2).
@@ -89,8 +90,8 @@ func ValidCloseCode(code int) bool {
 // significant bit set (RFC 6455, Section 5.2).
 var ErrLength = errors.New("frame length has its most significant bit set")
 
-// headerLen returns the length of the header that starts with b0, b1.
-func headerLen(b1 byte) int {
+// HeaderLen returns the length of a frame header whose second byte is b1.
+func HeaderLen(b1 byte) int {
 	n := 2
 	switch b1 & 0x7f {
 	case 126:
@@ -111,7 +112,7 @@ func ParseHeader(b []byte) (h Header, n int, err error) {
 	if len(b) < 2 {
 		return h, 0, nil
 	}
-	n = headerLen(b[1])
+	n = HeaderLen(b[1])
 	if len(b) < n {
 		return h, 0, nil
 	}
@@ -183,13 +184,16 @@ func AppendFrame(dst []byte, h Header, payload []byte) []byte {
 
 // ClosePayload returns the payload of a Close frame with code and reason
 // (RFC 6455, Section 5.5.1). A code of CloseNoStatus gives an empty payload.
-// The reason is cut to fit a control frame.
+// The reason is cut, between code points, to fit a control frame.
 func ClosePayload(code int, reason string) []byte {
 	if code == CloseNoStatus {
 		return nil
 	}
-	if len(reason) > MaxControlPayload-2 {
-		reason = reason[:MaxControlPayload-2]
+	if n := MaxControlPayload - 2; len(reason) > n {
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n-- // cut between code points: the reason must stay UTF-8
+		}
+		reason = reason[:n]
 	}
 	b := make([]byte, 2, 2+len(reason))
 	binary.BigEndian.PutUint16(b, uint16(code))

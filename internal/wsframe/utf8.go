@@ -1,9 +1,6 @@
 package wsframe
 
-import (
-	"encoding/binary"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // UTF8 validates a text message incrementally, in pieces split at any byte
 // (RFC 6455, Section 8.1). It fails as soon as the bytes seen so far cannot
@@ -35,32 +32,27 @@ func (v *UTF8) Write(p []byte) bool {
 		}
 		i++
 	}
-	for i < len(p) {
-		// ASCII, 8 bytes at a time.
-		for i+8 <= len(p) && binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 == 0 {
-			i += 8
-		}
-		if i == len(p) {
+	// Whole code points go to the standard library's validator; only a
+	// code point cut at the end of p is checked byte by byte, so that the
+	// next piece can finish it.
+	cut := len(p)
+	for j := len(p) - 1; j >= i && j >= len(p)-utf8.UTFMax+1; j-- {
+		if utf8.RuneStart(p[j]) {
+			if !utf8.FullRune(p[j:]) {
+				cut = j
+			}
 			break
 		}
-		if p[i] < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if utf8.FullRune(p[i:]) {
-			r, size := utf8.DecodeRune(p[i:])
-			if r == utf8.RuneError && size == 1 {
-				return false
-			}
-			i += size
-			continue
-		}
-		// A code point cut at the end of p: check what there is of it.
-		if !v.start(p[i]) {
+	}
+	if !utf8.Valid(p[i:cut]) {
+		return false
+	}
+	if cut < len(p) {
+		if !v.start(p[cut]) {
 			return false
 		}
-		for i++; i < len(p); i++ {
-			if !v.cont(p[i]) {
+		for _, b := range p[cut+1:] {
+			if !v.cont(b) {
 				return false
 			}
 		}

@@ -1,0 +1,719 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/websocket"
+
+	"wsecho/internal/wsframe"
+)
+
+const (
+	defaultReconnectDelay    = 500 * time.Millisecond
+	defaultReconnectMaxDelay = 30 * time.Second
+
+	// maxUnconfirmed bounds the lines kept while their echo is awaited.
+	// Against a server that does not echo, the oldest are forgotten.
+	maxUnconfirmed = 4096
+)
+
+// session is one Run: the connections it goes through, in turn, and what
+// outlives each of them (input, counters, lines to send again).
+type session struct {
+	opts Options
+	log  *slog.Logger
+	url  string
+	p    *printer
+
+	// Input, in line mode. The reading goroutine stops when done closes.
+	input     chan inputEvent
+	interrupt chan struct{} // Ctrl-C on a raw terminal
+	done      chan struct{}
+	inputEnd  chan struct{} // closed when the reading goroutine has ended
+	stopInput func() bool   // unblocks its read; false if it cannot
+	restore   func()        // puts the terminal back
+	ed        *editor
+
+	finished bool // the user ended the session: no reconnect
+
+	// Default mode.
+	sent int
+	mu   sync.Mutex
+	recv int // guarded by mu
+
+	// Line mode with Reconnect.
+	track       bool
+	retry       []sentLine // to send first on the next connection
+	seq         uint64
+	unconfirmed []sentLine // guarded by mu: written, echo not yet seen
+	doubt       int        // lines left in doubt by the last drop
+	dropped     int        // lines not echoed on two connections in a row
+
+	// Input that arrived while Run waited to reconnect.
+	queued []inputEvent
+	eof    bool
+}
+
+// sentLine is a line of line mode on its way: retried says it has been
+// sent again once already, after a connection closed without its echo.
+type sentLine struct {
+	seq     uint64
+	m       message
+	retried bool
+}
+
+// newSession sets up the output and, in line mode, the input: on a
+// terminal it goes interactive and, where it can, raw.
+func newSession(c *Conn, in io.Reader, out io.Writer) *session {
+	s := &session{opts: c.opts, log: c.log, url: c.url}
+	s.p = &printer{out: out, status: c.opts.Status, opts: c.opts}
+	if !c.opts.Lines {
+		return s
+	}
+	s.track = c.opts.Reconnect
+	s.p.interactive = c.opts.Interactive && !c.opts.JSON
+	s.p.echoSent = true
+	inFile, _ := in.(*os.File)
+	if inFile != nil && !c.opts.JSON && isTerminal(inFile) {
+		s.p.interactive = true
+		s.p.echoSent = false // the terminal shows what is typed
+		outFile, _ := out.(*os.File)
+		if outFile != nil && isTerminal(outFile) {
+			if restore, err := makeRaw(inFile); err == nil {
+				s.restore = restore
+				s.ed = newEditor(out, func() int { return terminalWidth(outFile) })
+				s.p.ed = s.ed
+				s.ed.start()
+			} else {
+				s.log.Debug("raw terminal mode", "err", err)
+			}
+		}
+	}
+	s.input = make(chan inputEvent, 64)
+	s.interrupt = make(chan struct{}, 1)
+	s.done = make(chan struct{})
+	s.inputEnd = make(chan struct{})
+	s.stopInput = func() bool { return false }
+	if d, ok := in.(interface{ SetReadDeadline(time.Time) error }); ok {
+		s.stopInput = func() bool { return d.SetReadDeadline(time.Unix(1, 0)) == nil }
+	}
+	go s.readInput(in)
+	return s
+}
+
+// finish stops the input and restores the terminal.
+func (s *session) finish() {
+	if s.ed != nil {
+		s.ed.finish()
+	}
+	if s.done != nil {
+		close(s.done)
+		if s.stopInput() {
+			<-s.inputEnd
+		}
+	}
+	if s.restore != nil {
+		s.restore()
+	}
+}
+
+// readInput reads in: keys through the editor on a raw terminal, else
+// lines. It ends at the end of in, on a read error, or when done closes.
+func (s *session) readInput(in io.Reader) {
+	defer close(s.inputEnd)
+	emit := func(ev inputEvent) bool {
+		if ev.kind == inInterrupt {
+			select {
+			case s.interrupt <- struct{}{}:
+			default:
+			}
+			return true
+		}
+		select {
+		case s.input <- ev:
+			return true
+		case <-s.done:
+			return false
+		}
+	}
+	if s.ed != nil {
+		buf := make([]byte, 256)
+		for {
+			n, err := in.Read(buf)
+			for _, ev := range s.ed.feed(buf[:n]) {
+				if !emit(ev) {
+					return
+				}
+			}
+			if err != nil {
+				emit(inputEvent{kind: inEOF})
+				return
+			}
+		}
+	}
+	br := bufio.NewReader(in)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" || err == nil {
+			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			if !emit(inputEvent{kind: inLine, line: line}) {
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				s.log.Debug("read input", "err", err)
+			}
+			emit(inputEvent{kind: inEOF})
+			return
+		}
+	}
+}
+
+// run serves conn and, with Reconnect, the connections that follow it.
+func (s *session) run(ctx context.Context, c *Conn) error {
+	attempt := 0
+	for {
+		start := time.Now()
+		err := s.serve(ctx, c)
+		c.Close()
+		if err == nil || !s.opts.Reconnect || s.finished || ctx.Err() != nil || !reconnectable(err) {
+			return err
+		}
+		if time.Since(start) >= s.maxDelay() {
+			attempt = 0 // it was up for a while: start again from the shortest wait
+		}
+		cause := err
+		for c = nil; c == nil; {
+			d := s.backoff(attempt)
+			attempt++
+			s.p.reconnecting(cause, d, attempt, s.doubt, s.dropped, time.Now())
+			s.doubt, s.dropped = 0, 0
+			if !s.waitToReconnect(ctx, d) {
+				return err
+			}
+			c, cause = Dial(ctx, s.url, s.opts)
+			if ctx.Err() != nil {
+				if c != nil {
+					c.Close()
+				}
+				return err
+			}
+		}
+	}
+}
+
+// waitToReconnect waits d before a reconnect attempt, keeping the input
+// that arrives meanwhile for the next connection. It reports false when Run
+// should end instead: ctx ended, Ctrl-C, or the input ended with nothing
+// left to send.
+func (s *session) waitToReconnect(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-s.interrupt:
+			return false
+		case ev := <-s.input:
+			if ev.kind == inEOF {
+				s.eof = true
+				if len(s.retry) == 0 && len(s.queued) == 0 {
+					return false
+				}
+				continue
+			}
+			s.queued = append(s.queued, ev)
+		case <-t.C:
+			return true
+		}
+	}
+}
+
+// reconnectable reports whether Reconnect applies to how a connection
+// ended: it dropped, or the server went away or is restarting.
+func reconnectable(err error) bool {
+	var ce *CloseError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	var pe *wsframe.Error
+	if errors.As(ce.Err, &pe) {
+		return false
+	}
+	switch ce.Code {
+	case wsframe.CloseAbnormal, wsframe.CloseGoingAway, wsframe.CloseServiceRestart:
+		return true
+	}
+	return false
+}
+
+func (s *session) maxDelay() time.Duration {
+	if s.opts.ReconnectMaxDelay > 0 {
+		return s.opts.ReconnectMaxDelay
+	}
+	return defaultReconnectMaxDelay
+}
+
+// backoff returns the wait before reconnect attempt n (from 0): the base
+// delay doubled n times, capped, drawn at random from its upper half.
+func (s *session) backoff(n int) time.Duration {
+	d := s.opts.ReconnectDelay
+	if d <= 0 {
+		d = defaultReconnectDelay
+	}
+	for ; n > 0 && d < s.maxDelay(); n-- {
+		d *= 2
+	}
+	d = min(d, s.maxDelay())
+	return d/2 + rand.N(d/2+1)
+}
+
+func (s *session) closeCode() int {
+	if s.opts.CloseCode != 0 {
+		return s.opts.CloseCode
+	}
+	return wsframe.CloseNormal
+}
+
+// live is the state of one connection.
+type live struct {
+	s        *session
+	c        *Conn
+	readErr  chan error
+	got      chan struct{} // a message arrived
+	pings    map[string]ping
+	lastPing time.Time
+	lastPong time.Time
+}
+
+type ping struct {
+	at      time.Time
+	command bool // a /ping command: its pong is always printed
+}
+
+// serve runs one connection until it ends.
+func (s *session) serve(ctx context.Context, c *Conn) error {
+	l := &live{s: s, c: c, readErr: make(chan error, 1), got: make(chan struct{}, 1), pings: make(map[string]ping)}
+	if s.opts.JSON || s.opts.Verbose {
+		c.onPing = func(n int64) { s.p.pinged("recv", nil, int(n), time.Now()) }
+	}
+	s.p.opened(c, time.Now())
+	go func() { l.readErr <- l.readLoop() }()
+
+	// Lines the last connection did not get through go first, then the
+	// input that arrived while Run waited to reconnect.
+	for len(s.retry) > 0 {
+		if err := l.sendLine(s.retry[0]); err != nil {
+			return l.writeFailed(err)
+		}
+		s.retry = s.retry[1:]
+	}
+	for len(s.queued) > 0 {
+		ev := s.queued[0]
+		s.queued = s.queued[1:]
+		if end, err := l.line(ctx, ev.line); end {
+			return err
+		}
+	}
+	if s.eof {
+		s.finished = true
+		return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+	}
+
+	interval := s.opts.Interval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	var tick, wait <-chan time.Time
+	if !s.opts.Lines {
+		if s.opts.Count > 0 && s.sent >= s.opts.Count {
+			wait = time.After(interval) // all sent before a reconnect: wait for echoes
+		} else {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			tick = t.C
+		}
+	}
+	var pingC <-chan time.Time
+	if s.opts.Ping > 0 {
+		t := time.NewTicker(s.opts.Ping)
+		defer t.Stop()
+		pingC = t.C
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return l.closeNormally(s.closeCode(), s.opts.CloseReason, nil)
+		case <-s.interrupt:
+			s.finished = true
+			return l.closeNormally(s.closeCode(), s.opts.CloseReason, nil)
+		case err := <-l.readErr:
+			return l.ended(err)
+		case <-l.got:
+			if wait != nil && s.echoed() {
+				return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+			}
+		case <-wait:
+			return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+		case t := <-tick:
+			if wait != nil {
+				continue
+			}
+			m := s.outgoing(t.String())
+			s.p.sent(m, time.Now())
+			if err := codec.Send(c.Conn, &m); err != nil {
+				return l.writeFailed(err)
+			}
+			s.sent++
+			if s.opts.Count > 0 && s.sent >= s.opts.Count {
+				tick = nil
+				wait = time.After(interval)
+				if s.echoed() {
+					return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+				}
+			}
+		case ev := <-s.input:
+			if ev.kind == inEOF {
+				s.finished = true
+				return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+			}
+			if end, err := l.line(ctx, ev.line); end {
+				return err
+			}
+		case now := <-pingC:
+			if !l.lastPing.IsZero() && l.lastPong.Before(l.lastPing) {
+				return l.lost(fmt.Errorf("no pong within %s", s.opts.Ping))
+			}
+			payload := "wsecho " + strconv.FormatInt(now.UnixNano(), 36)
+			if err := l.ping(payload, false); err != nil {
+				return l.writeFailed(err)
+			}
+		case pg := <-c.pongs:
+			l.pong(pg)
+		}
+	}
+}
+
+// echoed reports whether, in the default mode, as many messages have come
+// back as were sent.
+func (s *session) echoed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recv >= s.sent
+}
+
+// outgoing makes a message of the configured type.
+func (s *session) outgoing(text string) message {
+	if s.opts.Binary {
+		return message{websocket.BinaryFrame, []byte(text)}
+	}
+	return message{websocket.TextFrame, []byte(text)}
+}
+
+// line handles one line of input: a message, or in interactive mode a
+// command. When the connection ended meanwhile, it returns end and serve's
+// result.
+func (l *live) line(ctx context.Context, line string) (end bool, err error) {
+	s := l.s
+	if s.p.interactive && strings.HasPrefix(line, "/") && !strings.HasPrefix(line, "//") {
+		return l.command(ctx, line)
+	}
+	if s.p.interactive && strings.HasPrefix(line, "//") {
+		line = line[1:]
+	}
+	sl := sentLine{m: s.outgoing(line)}
+	if err := l.sendLine(sl); err != nil {
+		s.retry = append(s.retry, sl)
+		return true, l.writeFailed(err)
+	}
+	return false, nil
+}
+
+const help = `commands:
+  /ping [text]            send a ping, print the pong and its round-trip time
+  /close [code [reason]]  close the connection (default: 1000) and exit
+  /binary HEX             send one binary message, such as /binary 48690a
+  /help                   print this
+  //text                  send "/text"
+Ctrl-D on an empty line closes normally; Ctrl-C too.`
+
+// command runs an interactive command, with line's results.
+func (l *live) command(ctx context.Context, line string) (end bool, err error) {
+	s := l.s
+	name, arg, _ := strings.Cut(line[1:], " ")
+	arg = strings.TrimSpace(arg)
+	switch name {
+	case "ping":
+		if len(arg) > wsframe.MaxControlPayload {
+			s.p.statusf("a ping carries at most %d bytes", wsframe.MaxControlPayload)
+			return false, nil
+		}
+		if err := l.ping(arg, true); err != nil {
+			return true, l.writeFailed(err)
+		}
+	case "close":
+		code, reason := s.closeCode(), s.opts.CloseReason
+		if arg != "" {
+			codeText, rest, _ := strings.Cut(arg, " ")
+			n, err := strconv.Atoi(codeText)
+			if err != nil || !ValidCloseCode(n) {
+				s.p.statusf("not a close code a client may send: %s", codeText)
+				return false, nil
+			}
+			code, reason = n, strings.TrimSpace(rest)
+			if len(reason) > wsframe.MaxControlPayload-2 {
+				s.p.statusf("a close reason has at most %d bytes", wsframe.MaxControlPayload-2)
+				return false, nil
+			}
+		}
+		s.finished = true
+		return true, l.closeNormally(code, reason, ctx.Done())
+	case "binary":
+		data, err := hex.DecodeString(strings.ReplaceAll(arg, " ", ""))
+		if err != nil {
+			s.p.statusf("not hex: %v", err)
+			return false, nil
+		}
+		sl := sentLine{m: message{websocket.BinaryFrame, data}}
+		if err := l.sendLine(sl); err != nil {
+			s.retry = append(s.retry, sl)
+			return true, l.writeFailed(err)
+		}
+	case "help":
+		for h := range strings.SplitSeq(help, "\n") {
+			s.p.statusf("%s", h)
+		}
+	default:
+		s.p.statusf("unknown command /%s; /help lists the commands (// sends a leading slash)", name)
+	}
+	return false, nil
+}
+
+// ValidCloseCode reports whether a client may send code in a Close frame
+// (RFC 6455, Section 7.4): 1000-1003, 1007-1014 and 3000-4999.
+func ValidCloseCode(code int) bool { return wsframe.ValidCloseCode(code) }
+
+// sendLine sends a message of line mode, keeping it until its echo comes
+// back when Reconnect needs to know.
+func (l *live) sendLine(sl sentLine) error {
+	s := l.s
+	m := sl.m
+	var seq uint64
+	if s.track {
+		s.mu.Lock()
+		s.seq++
+		seq = s.seq
+		sl.seq = seq
+		if len(s.unconfirmed) >= maxUnconfirmed {
+			s.unconfirmed = s.unconfirmed[1:]
+		}
+		s.unconfirmed = append(s.unconfirmed, sl)
+		s.mu.Unlock()
+	}
+	s.p.sent(m, time.Now())
+	err := codec.Send(l.c.Conn, &m)
+	if err != nil && s.track {
+		// Not written: take it back, so that it is not sent twice.
+		s.mu.Lock()
+		if n := len(s.unconfirmed); n > 0 && s.unconfirmed[n-1].seq == seq {
+			s.unconfirmed = s.unconfirmed[:n-1]
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// confirm matches a received message against the oldest line whose echo
+// is awaited.
+func (s *session) confirm(m message) {
+	if !s.track {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.unconfirmed) > 0 {
+		u := s.unconfirmed[0].m
+		if u.typ == m.typ && bytes.Equal(u.data, m.data) {
+			s.unconfirmed = s.unconfirmed[1:]
+		}
+	}
+}
+
+// readLoop prints each message until the connection ends.
+func (l *live) readLoop() error {
+	s := l.s
+	for {
+		var m message
+		if err := codec.Receive(l.c.Conn, &m); err != nil {
+			return err
+		}
+		at := time.Now()
+		s.confirm(m)
+		s.p.received(m, at)
+		s.mu.Lock()
+		s.recv++
+		s.mu.Unlock()
+		select {
+		case l.got <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ping sends a ping with payload.
+func (l *live) ping(payload string, command bool) error {
+	now := time.Now()
+	if err := l.c.Ping([]byte(payload)); err != nil {
+		return err
+	}
+	l.pings[payload] = ping{now, command}
+	if !command {
+		l.lastPing = now
+	}
+	l.s.p.pinged("send", []byte(payload), len(payload), now)
+	return nil
+}
+
+// pong reports a pong with the round-trip time of the ping it answers.
+func (l *live) pong(pg pong) {
+	l.lastPong = pg.at
+	rtt := time.Duration(-1)
+	p, ok := l.pings[pg.payload]
+	if ok {
+		rtt = pg.at.Sub(p.at)
+		delete(l.pings, pg.payload)
+	}
+	l.s.p.ponged(pg.payload, rtt, p.command, pg.at)
+}
+
+// closeNormally sends a Close with code and reason and waits for the
+// server's Close, for CloseWait at most after the last message that
+// arrives, or until abort closes. It returns nil unless the server broke
+// the protocol meanwhile, or had closed first: then the server's close
+// code decides, as if the client had not been closing.
+func (l *live) closeNormally(code int, reason string, abort <-chan struct{}) error {
+	wait := l.s.opts.CloseWait
+	if wait <= 0 {
+		wait = time.Second
+	}
+	// ErrCloseSent: the server closed first, and the wire layer answered.
+	serverFirst := false
+	if err := l.c.WriteClose(code, reason); errors.Is(err, wsframe.ErrCloseSent) {
+		serverFirst = true
+	} else {
+		if err != nil {
+			l.s.log.Debug("send close", "err", err)
+		}
+		l.s.p.closed("send", code, reason, time.Now())
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case err := <-l.readErr:
+			var pe *wsframe.Error
+			if serverFirst || errors.As(err, &pe) {
+				return l.ended(err) // the server's close code decides
+			}
+			if code, reason, ok := l.c.CloseStatus(); ok {
+				l.s.p.closed("recv", code, reason, time.Now())
+			}
+			return nil
+		case <-l.got:
+			timer.Reset(wait)
+		case <-timer.C:
+			l.s.log.Debug("no close from server", "wait", wait)
+			l.c.Close()
+			<-l.readErr
+			return nil
+		case <-abort:
+			l.c.Close()
+			<-l.readErr
+			return nil
+		}
+	}
+}
+
+// ended turns the reading goroutine's error into serve's result, and
+// settles the lines whose echo had not come back.
+func (l *live) ended(err error) error {
+	s := l.s
+	res := l.c.endError(err)
+	_, _, peerClosed := l.c.CloseStatus()
+	if peerClosed {
+		code, reason, _ := l.c.CloseStatus()
+		s.p.closed("recv", code, reason, time.Now())
+	}
+	if res != nil {
+		s.p.failed(res, time.Now())
+	}
+	if s.track {
+		s.mu.Lock()
+		if peerClosed {
+			// The server's Close came after every echo it sent: these lines
+			// were never echoed, so they go again, before the rest; but only
+			// once, in case a line is what makes the server close.
+			var again []sentLine
+			for _, u := range s.unconfirmed {
+				if u.retried {
+					s.dropped++
+					continue
+				}
+				u.retried = true
+				again = append(again, u)
+			}
+			s.retry = append(again, s.retry...)
+		} else {
+			s.doubt = len(s.unconfirmed)
+		}
+		s.unconfirmed = nil
+		s.mu.Unlock()
+	}
+	return res
+}
+
+// lost ends a connection that stopped answering.
+func (l *live) lost(cause error) error {
+	l.c.Close()
+	<-l.readErr
+	return l.ended(cause)
+}
+
+// writeFailed ends the connection after a failed write. ErrCloseSent means
+// the wire layer has answered the server's Close: the reading goroutine is
+// ending by itself.
+func (l *live) writeFailed(werr error) error {
+	if !errors.Is(werr, wsframe.ErrCloseSent) {
+		l.c.Close()
+	}
+	timer := time.NewTimer(max(l.s.opts.CloseWait, time.Second))
+	defer timer.Stop()
+	var err error
+	select {
+	case err = <-l.readErr:
+	case <-timer.C:
+		l.c.Close()
+		err = <-l.readErr
+	}
+	var pe *wsframe.Error
+	if _, _, ok := l.c.CloseStatus(); ok || errors.As(err, &pe) {
+		return l.ended(err)
+	}
+	return l.ended(werr)
+}

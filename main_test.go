@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"wsecho/internal/wsframe"
+)
+
+// runTimeout bounds every wait in these tests.
+const runTimeout = 10 * time.Second
+
+// startRunServer runs `wsecho server -addr 127.0.0.1:0` in process and
+// returns the URL from its first stdout line, and a function that cancels
+// its context and returns run's result.
+func startRunServer(t *testing.T) (wsURL string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &lines{}
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"server", "-addr", "127.0.0.1:0"}, pw, stderr)
+		pw.Close()
+		errc <- err
+	}()
+	drained := make(chan struct{})
+	var once sync.Once
+	var result error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case result = <-errc:
+			case <-time.After(runTimeout):
+				t.Errorf("server: run did not return within %v of cancel", runTimeout)
+				result = <-errc
+			}
+			<-drained
+		})
+		return result
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", stderr)
+		}
+	})
+
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
+	go func() { // the server must not block on stdout after its first line
+		io.Copy(io.Discard, br)
+		close(drained)
+	}()
+	if err != nil {
+		t.Fatalf("server: reading the first stdout line: %v (got %q)", err, line)
+	}
+	line = strings.TrimSuffix(line, "\n")
+	wsURL, ok := strings.CutPrefix(line, "listening on ")
+	if !ok || !strings.HasPrefix(wsURL, "ws://127.0.0.1:") || !strings.HasSuffix(wsURL, "/echo") || wsURL == "ws://127.0.0.1:0/echo" {
+		t.Fatalf("server: first stdout line %q, want \"listening on ws://127.0.0.1:PORT/echo\"", line)
+	}
+	return wsURL, stop
+}
+
+func TestMain_ServerClient(t *testing.T) {
+	t.Parallel()
+	wsURL, stop := startRunServer(t)
+
+	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
+	defer cancel()
+	stdout, stderr := &lines{}, &lines{}
+	err := run(ctx, []string{"client", "-url", wsURL, "-count", "2", "-interval", "50ms"}, stdout, stderr)
+	if err != nil {
+		t.Errorf("client: run returned %v, want nil; stderr:\n%s", err, stderr)
+	}
+	got := stdout.lines()
+	if len(got) != 2 {
+		t.Errorf("client printed %d lines, want 2: %q", len(got), got)
+	}
+	for _, l := range got {
+		if _, err := parseTimeString(l); err != nil {
+			t.Errorf("client printed %q, not an echoed time: %v", l, err)
+		}
+	}
+
+	if err := stop(); err != nil {
+		t.Errorf("server: run returned %v after cancel, want nil", err)
+	}
+}
+
+func TestMain_ClientRefused(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	ctx, cancel := context.WithTimeout(t.Context(), runTimeout)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	err = run(ctx, []string{"client", "-addr", addr}, &stdout, &stderr)
+	if err == nil {
+		t.Fatalf("client -addr %s: run returned nil, want an error", addr)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("client -addr %s: %v, want connection refused", addr, err)
+	}
+	var printed strings.Builder
+	if code := exitCode(err, &printed); code != 1 {
+		t.Errorf("exitCode(%v) = %d, want 1", err, code)
+	}
+	if msg := printed.String(); strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {
+		t.Errorf("exitCode printed %q, want one line", msg)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %q, want nothing", stdout.String())
+	}
+}
+
+func TestMain_ExitCodes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"no_command", nil, 2},
+		{"unknown_command", []string{"serve"}, 2},
+		{"server_bad_flag", []string{"server", "-bogus"}, 2},
+		{"client_bad_flag", []string{"client", "-bogus"}, 2},
+		{"client_bad_count", []string{"client", "-count", "many"}, 2},
+		{"client_negative_count", []string{"client", "-count", "-1"}, 2},
+		{"client_zero_interval", []string{"client", "-interval", "0s"}, 2},
+		{"server_extra_arg", []string{"server", "extra"}, 2},
+		{"help", []string{"-h"}, 0},
+		{"server_help", []string{"server", "-h"}, 0},
+		{"client_help", []string{"client", "-h"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// Cancelled: should a case get past the flags, it ends at once
+			// instead of serving or dialing.
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			var stdout, stderr strings.Builder
+			err := run(ctx, tc.args, &stdout, &stderr)
+			var printed strings.Builder
+			if code := exitCode(err, &printed); code != tc.want {
+				t.Errorf("exit code %d (err %v), want %d", code, err, tc.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout: %q, want nothing", stdout.String())
+			}
+			switch msg := printed.String(); tc.want {
+			case 0: // help: the usage, and no error
+				if stderr.Len() == 0 || msg != "" {
+					t.Errorf("stderr %q, exitCode printed %q; want the usage and nothing", stderr.String(), msg)
+				}
+			case 2: // what is wrong, on one line
+				if !strings.HasPrefix(msg, "wsecho: ") || strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {
+					t.Errorf("exitCode printed %q, want one line", msg)
+				}
+			}
+		})
+	}
+}
+
+// goTool returns the path of the go command. When it is missing the test is
+// skipped, except in CI, where it fails.
+func goTool(t *testing.T) string {
+	t.Helper()
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("go is not on PATH: %v", err)
+		}
+		t.Skipf("skipping: go is not on PATH (%v)", err)
+	}
+	return gocmd
+}
+
+// TestBinary builds the wsecho binary once and runs the checks that need it.
+func TestBinary(t *testing.T) {
+	t.Parallel()
+	gocmd := goTool(t)
+	bin := filepath.Join(t.TempDir(), "wsecho")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, gocmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+
+	// The shipped binary uses x/net and never gorilla, which is for tests.
+	t.Run("deps", func(t *testing.T) {
+		out, err := exec.CommandContext(ctx, gocmd, "version", "-m", bin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go version -m: %v\n%s", err, out)
+		}
+		xnet := false
+		for l := range strings.Lines(string(out)) {
+			f := strings.Fields(l)
+			if len(f) >= 2 && f[0] == "dep" && f[1] == "golang.org/x/net" {
+				xnet = true
+			}
+			if strings.Contains(l, "gorilla") {
+				t.Errorf("go version -m lists gorilla: %q", l)
+			}
+		}
+		if !xnet {
+			t.Errorf("go version -m does not list golang.org/x/net:\n%s", out)
+		}
+	})
+
+	// Ctrl-C ends the client with a closing handshake and status 0; SIGTERM
+	// shuts the server down with status 0. A tapping proxy between them
+	// shows the Close frames.
+	t.Run("signals", func(t *testing.T) {
+		srv := startProc(t, bin, "server", "-addr", "127.0.0.1:0")
+		first, ok := srv.stdout.wait(1, runTimeout)
+		if !ok {
+			t.Fatalf("server printed no line; stderr:\n%s", srv.stderr)
+		}
+		wsURL, ok := strings.CutPrefix(first[0], "listening on ")
+		if !ok {
+			t.Fatalf("server's first line %q, want \"listening on ws://...\"", first[0])
+		}
+		target := strings.TrimSuffix(strings.TrimPrefix(wsURL, "ws://"), "/echo")
+		proxy := startTapProxy(t, target)
+
+		cl := startProc(t, bin, "client", "-url", proxy.url, "-interval", "50ms")
+		if got, ok := cl.stdout.wait(2, runTimeout); !ok {
+			t.Fatalf("client printed %d lines, want 2; stderr:\n%s", len(got), cl.stderr)
+		}
+		if err := cl.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if err, ok := cl.wait(runTimeout); !ok {
+			t.Fatalf("client did not exit within %v of SIGINT", runTimeout)
+		} else if err != nil {
+			t.Errorf("client after SIGINT: %v, want exit status 0; stderr:\n%s", err, cl.stderr)
+		}
+		for _, l := range cl.stdout.lines() {
+			if _, err := parseTimeString(l); err != nil {
+				t.Errorf("client printed %q, not an echoed time: %v", l, err)
+			}
+		}
+		conn := proxy.conn(t)
+		select { // the relay has ended: the tap has seen every byte
+		case <-conn.closed:
+		case <-time.After(runTimeout):
+			t.Fatalf("the proxied connection did not end after the client exited")
+		}
+		if code, ok := conn.in.closeCode(); !ok || code != wsframe.CloseNormal {
+			t.Errorf("the client sent Close %d (sent: %v), want %d", code, ok, wsframe.CloseNormal)
+		}
+		if code, ok := conn.out.closeCode(); !ok || code != wsframe.CloseNormal {
+			t.Errorf("the server answered Close %d (sent: %v), want %d", code, ok, wsframe.CloseNormal)
+		}
+
+		if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err, ok := srv.wait(runTimeout); !ok {
+			t.Fatalf("server did not exit within %v of SIGTERM", runTimeout)
+		} else if err != nil {
+			t.Errorf("server after SIGTERM: %v, want exit status 0; stderr:\n%s", err, srv.stderr)
+		}
+	})
+}
+
+// proc is a running subprocess whose output is collected in lines.
+type proc struct {
+	cmd            *exec.Cmd
+	stdout, stderr *lines
+	done           chan struct{}
+	err            error // cmd.Wait's result, once done is closed
+}
+
+// startProc starts bin with args. The cleanup kills it if it is still
+// running and waits for it.
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{stdout: &lines{}, stderr: &lines{}, done: make(chan struct{})}
+	p.cmd = exec.CommandContext(t.Context(), bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.WaitDelay = time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", args[0], err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", args[0], p.stderr)
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit, for d at most.
+func (p *proc) wait(d time.Duration) (error, bool) {
+	select {
+	case <-p.done:
+		return p.err, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+// startTapProxy relays TCP connections on a loopback port to target and
+// records the frames of each in a tapConn (in: from the client).
+func startTapProxy(t *testing.T, target string) *tapServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := &tapListener{Listener: ln, conns: make(chan *tapConn, 16)}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		open []net.Conn
+	)
+	wg.Go(func() {
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				return
+			}
+			deadline := time.Now().Add(2 * runTimeout)
+			c.SetDeadline(deadline)
+			up, err := net.DialTimeout("tcp", target, runTimeout)
+			if err != nil {
+				t.Errorf("proxy: %v", err)
+				c.Close()
+				continue
+			}
+			up.SetDeadline(deadline)
+			mu.Lock()
+			open = append(open, c, up)
+			mu.Unlock()
+			wg.Go(func() { relay(c, up) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return &tapServer{url: "ws://" + ln.Addr().String() + "/echo", conns: tl.conns}
+}
+
+// relay copies between a and b until both directions end, passing each
+// half-close on.
+func relay(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() { io.Copy(b, a); closeWrite(b) })
+	wg.Go(func() { io.Copy(a, b); closeWrite(a) })
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"expvar"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// MetricsName is the key under which the /debug/vars page of NewMux lists a
+// Handler's metrics.
+const MetricsName = "wsecho"
+
+// Reasons a handshake is rejected, as counted in handshakes_rejected.
+const (
+	rejectMethod      = "method"       // 405: not GET
+	rejectHTTPVersion = "http_version" // 505: not HTTP/1.x (HTTP/2 cannot be hijacked)
+	rejectBadRequest  = "bad_request"  // 400: no upgrade tokens, or a bad Sec-WebSocket-Key
+	rejectVersion     = "version"      // 426: Sec-WebSocket-Version is not 13
+	rejectOrigin      = "origin"       // 403: CheckOrigin said no
+	rejectLimit       = "limit"        // 503: MaxConns connections are open
+	rejectShutdown    = "shutdown"     // 503: shutdown has begun
+	rejectHijack      = "hijack"       // 500: the connection could not be taken over
+)
+
+var rejectReasons = []string{rejectMethod, rejectHTTPVersion, rejectBadRequest, rejectVersion,
+	rejectOrigin, rejectLimit, rejectShutdown, rejectHijack}
+
+// metrics are a Handler's counters. They are expvar variables, so that
+// /debug/vars shows them in the standard format; they are not published
+// globally, so that a program (or a test) may create many Handlers.
+type metrics struct {
+	vars       expvar.Map
+	connsOpen  expvar.Int // WebSocket connections open now
+	connsTotal expvar.Int // WebSocket connections opened since start
+	msgsIn     expvar.Int // messages received (and so echoed or being echoed)
+	msgsOut    expvar.Int // messages echoed
+	bytesIn    expvar.Int // payload bytes received in messages
+	bytesOut   expvar.Int // payload bytes echoed
+	rejected   expvar.Map // handshakes rejected, by reason
+	closeSent  expvar.Map // Close frames sent, by code (1005: one with no code)
+	closeRecv  expvar.Map // Close frames received, by code (1005: one with no code)
+	dropped    expvar.Int // connections that ended with no Close frame either way
+}
+
+func newMetrics(start time.Time) *metrics {
+	m := new(metrics)
+	for _, r := range rejectReasons {
+		m.rejected.Add(r, 0)
+	}
+	m.vars.Set("conns_open", &m.connsOpen)
+	m.vars.Set("conns_total", &m.connsTotal)
+	m.vars.Set("conns_dropped", &m.dropped)
+	m.vars.Set("handshakes_rejected", &m.rejected)
+	m.vars.Set("messages_in", &m.msgsIn)
+	m.vars.Set("messages_out", &m.msgsOut)
+	m.vars.Set("bytes_in", &m.bytesIn)
+	m.vars.Set("bytes_out", &m.bytesOut)
+	m.vars.Set("close_codes_sent", &m.closeSent)
+	m.vars.Set("close_codes_received", &m.closeRecv)
+	m.vars.Set("uptime_seconds", expvar.Func(func() any {
+		return time.Since(start).Round(time.Millisecond).Seconds()
+	}))
+	return m
+}
+
+func (m *metrics) sent(code int)     { m.closeSent.Add(strconv.Itoa(code), 1) }
+func (m *metrics) received(code int) { m.closeRecv.Add(strconv.Itoa(code), 1) }
+
+// Metrics returns the Handler's metrics: connections open now and in total,
+// connections dropped without a Close, handshakes rejected by reason,
+// messages and payload bytes in and out, Close frames sent and received by
+// code, and uptime. The /debug/vars page of NewMux shows them under
+// MetricsName; to have them in expvar.Handler too, publish them once with
+// expvar.Publish(server.MetricsName, h.Metrics()).
+func (h *Handler) Metrics() *expvar.Map { return &h.metrics.vars }
+
+// serveVars answers GET /debug/vars as expvar.Handler does, with the
+// Handler's metrics under MetricsName next to every published variable.
+func (h *Handler) serveVars(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintf(w, "{\n")
+	expvar.Do(func(kv expvar.KeyValue) {
+		if kv.Key != MetricsName {
+			fmt.Fprintf(w, "%q: %s,\n", kv.Key, kv.Value)
+		}
+	})
+	fmt.Fprintf(w, "%q: %s\n}\n", MetricsName, &h.metrics.vars)
+}

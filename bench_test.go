@@ -38,6 +38,24 @@ func BenchmarkEcho(b *testing.B) {
 	}
 }
 
+// BenchmarkWireLayer measures what the wire layer costs: our server
+// (impl=xnet) against the same echo on bare x/net (impl=naive), which
+// checks nothing and echoes fragments one by one.
+//
+//	go test -run='^$' -bench=WireLayer -count=10 . > wire.txt
+//	benchstat -col /impl wire.txt
+func BenchmarkWireLayer(b *testing.B) {
+	for _, conns := range []int{1, 64} {
+		for _, size := range []int{4 << 10, 64 << 10} {
+			for _, impl := range []string{"xnet", "naive"} {
+				b.Run(fmt.Sprintf("conns=%d/size=%d/impl=%s", conns, size, impl), func(b *testing.B) {
+					benchEcho(b, impl, conns, size)
+				})
+			}
+		}
+	}
+}
+
 func benchEcho(b *testing.B, impl string, nconns, size int) {
 	var url string
 	if impl == "tcp" {

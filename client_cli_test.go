@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"wsecho/internal/testpeer"
 	"wsecho/server"
 )
 
@@ -28,46 +29,13 @@ import (
 const cliTimeout = 10 * time.Second
 
 // cliOutput collects what the client writes, and lets a test wait for it.
-type cliOutput struct {
-	mu      sync.Mutex
-	buf     strings.Builder
-	changed chan struct{}
-}
+type cliOutput struct{ testpeer.Output }
 
-func newCLIOutput() *cliOutput { return &cliOutput{changed: make(chan struct{})} }
-
-func (o *cliOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (o *cliOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
+func newCLIOutput() *cliOutput { return new(cliOutput) }
 
 // waitFor reports whether the output came to contain want in time.
 func (o *cliOutput) waitFor(want string) bool {
-	timer := time.NewTimer(cliTimeout)
-	defer timer.Stop()
-	for {
-		o.mu.Lock()
-		s, ch := o.buf.String(), o.changed
-		o.mu.Unlock()
-		if strings.Contains(s, want) {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return false
-		}
-	}
+	return o.WaitUntil(cliTimeout, func(s string) bool { return strings.Contains(s, want) })
 }
 
 // cliStep is one step of a client session: a line typed on its standard
@@ -194,12 +162,7 @@ func TestClientCLIUsage(t *testing.T) {
 // fails, 3 when the server closes with another code.
 func TestClientCLIExitStatus(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := testpeer.RefusedAddr(t)
 	t.Run("eof=0", func(t *testing.T) {
 		t.Parallel()
 		url, _ := startCLIEcho(t)
@@ -318,40 +281,12 @@ const peerGreeting = "hello, fragmented world\n0001feff\n"
 // library is missing, unless CI=true, where that is a failure.
 func startPeer(t *testing.T, name string) string {
 	t.Helper()
-	missing := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and the peer is missing: "+format, args...)
-		}
-		t.Skipf("peer missing: "+format, args...)
-	}
 	var cmd *exec.Cmd
 	switch name {
 	case "python":
-		const py = "/usr/bin/python3"
-		if out, err := exec.CommandContext(t.Context(), py, "-c", "import websockets").CombinedOutput(); err != nil {
-			missing("%s cannot import websockets (apt-get install python3-websockets): %v %s", py, err, out)
-		}
-		cmd = exec.CommandContext(t.Context(), py, "testdata/peers/echo_server.py")
+		cmd = exec.CommandContext(t.Context(), testpeer.Python(t), "testdata/peers/echo_server.py")
 	case "node":
-		node, err := exec.LookPath("node")
-		if err != nil {
-			missing("no node on PATH")
-		}
-		env := os.Environ()
-		if os.Getenv("NODE_PATH") == "" {
-			cache := os.Getenv("XDG_CACHE_HOME")
-			if cache == "" {
-				home, _ := os.UserHomeDir()
-				cache = filepath.Join(home, ".cache")
-			}
-			env = append(env, "NODE_PATH="+filepath.Join(cache, "wsecho", "npm", "node_modules"))
-		}
-		check := exec.CommandContext(t.Context(), node, "-e", "require('ws')")
-		check.Env = env
-		if out, err := check.CombinedOutput(); err != nil {
-			missing("node cannot require ws (npm install ws@8, see .ci/run): %v %s", err, out)
-		}
+		node, env := testpeer.Node(t)
 		cmd = exec.CommandContext(t.Context(), node, "testdata/peers/echo_server.js")
 		cmd.Env = env
 	default:
@@ -366,7 +301,6 @@ func startPeer(t *testing.T, name string) string {
 		t.Fatal(err)
 	}
 	var stderr cliOutput
-	stderr.changed = make(chan struct{})
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gorilla "github.com/gorilla/websocket"
+	"golang.org/x/net/websocket"
 
 	"wsecho/internal/leakcheck"
 	"wsecho/server"
@@ -54,6 +55,10 @@ func startServerOpts(t testing.TB, impl string, opts server.Options) string {
 		g := &gorillaEcho{log: opts.Logger, conns: make(map[*gorilla.Conn]struct{})}
 		mux.Handle("/echo", g)
 		shutdown = g.shutdown
+	case "naive":
+		n := &naiveEcho{conns: make(map[*websocket.Conn]struct{})}
+		mux.Handle("/echo", websocket.Server{Handler: n.serve})
+		shutdown = n.shutdown
 	default:
 		t.Fatalf("unknown impl %q", impl)
 	}
@@ -119,6 +124,66 @@ func (g *gorillaEcho) shutdown(ctx context.Context) error {
 	g.mu.Unlock()
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// naiveEcho is the echo server on bare x/net, without the wire layer: what
+// wsecho would be without internal/wsframe. Only the benchmarks use it, to
+// measure what the wire layer costs.
+type naiveEcho struct {
+	mu    sync.Mutex
+	conns map[*websocket.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// naiveCodec keeps the message type, which x/net's Message codec loses for
+// binary data.
+var naiveCodec = websocket.Codec{
+	Marshal: func(v any) ([]byte, byte, error) {
+		m := v.(*naiveMsg)
+		return m.data, m.typ, nil
+	},
+	Unmarshal: func(data []byte, typ byte, v any) error {
+		m := v.(*naiveMsg)
+		m.typ, m.data = typ, data
+		return nil
+	},
+}
+
+type naiveMsg struct {
+	typ  byte
+	data []byte
+}
+
+func (n *naiveEcho) serve(ws *websocket.Conn) {
+	n.mu.Lock()
+	n.conns[ws] = struct{}{}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.conns, ws)
+		n.mu.Unlock()
+		n.wg.Done()
+	}()
+	var m naiveMsg
+	for naiveCodec.Receive(ws, &m) == nil && naiveCodec.Send(ws, &m) == nil {
+	}
+}
+
+func (n *naiveEcho) shutdown(ctx context.Context) error {
+	n.mu.Lock()
+	for ws := range n.conns {
+		ws.Close()
+	}
+	n.mu.Unlock()
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil

@@ -11,18 +11,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -38,61 +32,16 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/client"
+	"wsecho/internal/testpeer"
 	"wsecho/server"
 )
-
-// peerMissing skips the test, or fails it in CI, where every peer must be
-// installed (.ci/run installs them).
-func peerMissing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: interop peers are required; .ci/run installs them)", msg)
-	}
-	t.Skipf("%s; skipping (.ci/run installs it)", msg)
-}
-
-const pythonPath = "/usr/bin/python3"
-
-// pythonOK reports whether Python's websockets library can be imported.
-var pythonOK = sync.OnceValue(func() error {
-	out, err := exec.Command(pythonPath, "-c", "import websockets").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s -c 'import websockets': %v: %s", pythonPath, err, bytes.TrimSpace(out))
-	}
-	return nil
-})
-
-// nodeEnv returns the node binary and the environment in which it finds
-// the ws library: NODE_PATH if set, else .ci/run's npm cache folder.
-var nodeEnv = sync.OnceValues(func() ([]string, error) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		return nil, errors.New("node is not installed")
-	}
-	env := os.Environ()
-	if os.Getenv("NODE_PATH") == "" {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache")
-		}
-		env = append(env, "NODE_PATH="+filepath.Join(cache, "wsecho", "npm", "node_modules"))
-	}
-	cmd := exec.Command(node, "-e", "require('ws')")
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("node cannot require('ws') (NODE_PATH or ~/.cache/wsecho/npm): %v: %s", err, bytes.TrimSpace(out))
-	}
-	return append([]string{node}, env...), nil
-})
 
 const nginxPath = "/usr/sbin/nginx"
 
 func needNginx(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(nginxPath); err != nil {
-		peerMissing(t, "nginx is not installed (%v)", err)
+		testpeer.Missing(t, "nginx is not installed (apt-get install nginx-light; .ci/run installs it): %v", err)
 	}
 }
 
@@ -116,17 +65,11 @@ func runPeerClient(t *testing.T, peer, url, cafile string) {
 	}
 	switch peer {
 	case "python":
-		if err := pythonOK(); err != nil {
-			peerMissing(t, "Python websockets: %v", err)
-		}
-		cmd = exec.CommandContext(ctx, pythonPath, append([]string{filepath.Join("testdata", "interop", "client.py")}, args...)...)
+		cmd = exec.CommandContext(ctx, testpeer.Python(t), append([]string{filepath.Join("testdata", "interop", "client.py")}, args...)...)
 	case "node":
-		ne, err := nodeEnv()
-		if err != nil {
-			peerMissing(t, "Node ws: %v", err)
-		}
-		cmd = exec.CommandContext(ctx, ne[0], append([]string{filepath.Join("testdata", "interop", "client.js")}, args...)...)
-		cmd.Env = ne[1:]
+		node, env := testpeer.Node(t)
+		cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join("testdata", "interop", "client.js")}, args...)...)
+		cmd.Env = env
 	default:
 		t.Fatalf("unknown peer %q", peer)
 	}
@@ -241,79 +184,12 @@ func startEcho(t *testing.T, opts server.Options, tc *tls.Config) string {
 	return ts.Listener.Addr().String()
 }
 
-// testCert writes a test CA and a certificate it signed for 127.0.0.1 and
-// localhost into dir, and returns the paths of the CA's PEM, the
-// certificate and its key.
-func testCert(t *testing.T, dir string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "wsecho interop test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "PRIVATE KEY", keyDER)
-}
-
 // TestInteropClients runs the echo table against our server with Python
 // websockets, Node ws and our own client, over ws:// and over wss:// with a
 // test certificate that each client trusts through its CA file.
 func TestInteropClients(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	caFile, certFile, keyFile := testCert(t, dir)
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(caFile)
-	pool.AppendCertsFromPEM(caPEM)
+	cert := testpeer.NewCert(t)
 
 	for _, scheme := range []string{"ws", "wss"} {
 		t.Run("scheme="+scheme, func(t *testing.T) {
@@ -322,9 +198,9 @@ func TestInteropClients(t *testing.T) {
 			var opts client.Options
 			ca := ""
 			if scheme == "wss" {
-				tc = &tls.Config{Certificates: []tls.Certificate{cert}}
-				opts.TLSConfig = &tls.Config{RootCAs: pool}
-				ca = caFile
+				tc = &tls.Config{Certificates: []tls.Certificate{cert.TLS}}
+				opts.TLSConfig = &tls.Config{RootCAs: cert.Pool}
+				ca = cert.CAFile
 			}
 			url := scheme + "://" + startEcho(t, server.Options{}, tc) + "/echo"
 			for _, peer := range thirdParty {
@@ -595,8 +471,9 @@ func TestInteropTLSBinary(t *testing.T) {
 	t.Parallel()
 	bin := buildWsecho(t)
 	dir := t.TempDir()
-	caFile, certFile, keyFile := testCert(t, dir)
-	p := startServerProc(t, bin, "127.0.0.1:0", filepath.Join(dir, "server.log"), "-tls-cert", certFile, "-tls-key", keyFile)
+	cert := testpeer.NewCert(t)
+	caFile := cert.CAFile
+	p := startServerProc(t, bin, "127.0.0.1:0", filepath.Join(dir, "server.log"), "-tls-cert", cert.CertFile, "-tls-key", cert.KeyFile)
 	url := "wss://" + p.addr + "/echo"
 	for _, peer := range thirdParty {
 		t.Run("peer="+peer, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
 )
 
@@ -186,10 +187,7 @@ func goTool(t *testing.T) string {
 	t.Helper()
 	gocmd, err := exec.LookPath("go")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("go is not on PATH: %v", err)
-		}
-		t.Skipf("skipping: go is not on PATH (%v)", err)
+		testpeer.Missing(t, "go is not on PATH: %v", err)
 	}
 	return gocmd
 }

@@ -23,6 +23,7 @@ import (
 
 	"wsecho/client"
 	"wsecho/internal/leakcheck"
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
 	"wsecho/server"
 )
@@ -373,12 +374,7 @@ func TestServerClose(t *testing.T) {
 // status 1).
 func TestDialErrors(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := ln.Addr().String()
-	ln.Close()
+	refused := testpeer.RefusedAddr(t)
 	// A server that accepts and never answers.
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"wsecho/client"
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
 	"wsecho/server"
 )
@@ -30,30 +31,11 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// output is an io.Writer that collects what Run prints and lets a test
-// wait for it. It is safe for concurrent use.
-type output struct {
-	mu      sync.Mutex
-	buf     strings.Builder
-	changed chan struct{} // closed and replaced on every write
-}
+// output collects what Run prints and lets a test wait for it. It is safe
+// for concurrent use.
+type output struct{ testpeer.Output }
 
-func newOutput() *output { return &output{changed: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
+func newOutput() *output { return new(output) }
 
 // waitFor waits until the output contains want, and fails the test if it
 // does not within waitTimeout.
@@ -64,23 +46,8 @@ func (o *output) waitFor(t *testing.T, want string) {
 	}
 }
 
-func (o *output) waitUntil(ok func(string) bool) bool {
-	timer := time.NewTimer(waitTimeout)
-	defer timer.Stop()
-	for {
-		o.mu.Lock()
-		s, ch := o.buf.String(), o.changed
-		o.mu.Unlock()
-		if ok(s) {
-			return true
-		}
-		select {
-		case <-ch:
-		case <-timer.C:
-			return false
-		}
-	}
-}
+// waitUntil reports whether ok(output) became true within waitTimeout.
+func (o *output) waitUntil(ok func(string) bool) bool { return o.WaitUntil(waitTimeout, ok) }
 
 // startEcho starts our echo server on a loopback port and returns its
 // ws:// URL. The cleanup shuts it down.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"wsecho/client"
+	"wsecho/internal/testpeer"
 )
 
 // connectProxy is a tiny HTTP CONNECT proxy on a loopback port. It tunnels
@@ -216,14 +217,9 @@ func TestProxy(t *testing.T) {
 	})
 	t.Run("proxy_down", func(t *testing.T) {
 		t.Parallel()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		down := ln.Addr().String()
-		ln.Close()
+		down := testpeer.RefusedAddr(t)
 		opts := client.Options{Proxy: func(*url.URL) (*url.URL, error) { return &url.URL{Scheme: "http", Host: down}, nil }}
-		_, err = client.Dial(t.Context(), echo, opts)
+		_, err := client.Dial(t.Context(), echo, opts)
 		if want := "proxyconnect tcp: dial tcp " + down + ": connect: connection refused"; err == nil || err.Error() != want {
 			t.Errorf("Dial: %v, want %q", err, want)
 		}

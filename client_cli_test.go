@@ -279,15 +279,15 @@ const peerGreeting = "hello, fragmented world\n0001feff\n"
 // startPeer starts a third-party echo server from testdata/peers and
 // returns its ws:// URL. It skips the test when the peer's runtime or
 // library is missing, unless CI=true, where that is a failure.
-func startPeer(t *testing.T, name string) string {
+func startPeer(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	var cmd *exec.Cmd
 	switch name {
 	case "python":
-		cmd = exec.CommandContext(t.Context(), testpeer.Python(t), "testdata/peers/echo_server.py")
+		cmd = exec.CommandContext(t.Context(), testpeer.Python(t), append([]string{"testdata/peers/echo_server.py"}, args...)...)
 	case "node":
 		node, env := testpeer.Node(t)
-		cmd = exec.CommandContext(t.Context(), node, "testdata/peers/echo_server.js")
+		cmd = exec.CommandContext(t.Context(), node, append([]string{"testdata/peers/echo_server.js"}, args...)...)
 		cmd.Env = env
 	default:
 		t.Fatalf("unknown peer %q", name)
@@ -445,5 +445,55 @@ func wantLastLine(want string) func(t *testing.T, r cliRun) {
 		if got := lastLine(r.stderr); got != want {
 			t.Errorf("last line of stderr %q, want %q", got, want)
 		}
+	}
+}
+
+// TestClientCLIPeerTLS runs the client's TLS flags and its default mode
+// against servers no one here wrote: Node's ws over wss, with -ca, with
+// -insecure and with neither, and the Python server with -count.
+func TestClientCLIPeerTLS(t *testing.T) {
+	t.Parallel()
+	cert := testpeer.NewCert(t)
+	url := startPeer(t, "node", "0", cert.CertFile, cert.KeyFile)
+	if !strings.HasPrefix(url, "wss://") {
+		t.Fatalf("node peer with TLS: URL %q, want wss://", url)
+	}
+	greeted := cliStep{wantStdout: "hello, fragmented world\n"}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		steps  []cliStep
+		status int
+		stderr string
+	}{
+		{name: "ca", args: []string{"-ca", cert.CAFile}, steps: []cliStep{greeted, {send: "over tls", wantStdout: "over tls\n"}}},
+		{name: "insecure", args: []string{"-insecure"}, steps: []cliStep{greeted, {send: "unverified", wantStdout: "unverified\n"}}},
+		{name: "untrusted", status: 1, stderr: "certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runClientCLI(t, append([]string{"-stdin", "-url", url}, tc.args...), tc.steps...)
+			if r.status != tc.status {
+				t.Fatalf("exit status %d, want %d;\nstdout:\n%s\nstderr:\n%s", r.status, tc.status, r.stdout, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.stderr) {
+				t.Errorf("stderr %q does not mention %q", r.stderr, tc.stderr)
+			}
+		})
+	}
+}
+
+// TestClientCLIPeerDefaultMode runs the seed's mode (-count, -interval)
+// against the Python server: the peer's greeting prints whole, the client
+// sends its two times and closes normally.
+func TestClientCLIPeerDefaultMode(t *testing.T) {
+	t.Parallel()
+	url := startPeer(t, "python")
+	r := runClientCLI(t, []string{"-url", url, "-count", "2", "-interval", "20ms"})
+	if r.status != 0 {
+		t.Fatalf("exit status %d, want 0;\nstdout:\n%s\nstderr:\n%s", r.status, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "hello, fragmented world\n") {
+		t.Errorf("stdout lacks the peer's fragmented message, whole:\n%s", r.stdout)
 	}
 }

@@ -1,10 +1,14 @@
 // A WebSocket echo server on Node's ws library (npm ws@8), for wsecho's
 // client tests.
 //
-// Run it with node, with ws on NODE_PATH. It listens on 127.0.0.1 (port 0
-// unless given as the first argument), prints
-// "listening on ws://127.0.0.1:PORT/" as its first line, and exits when its
-// standard input closes.
+// Run it with node, with ws on NODE_PATH:
+//
+//   node echo_server.js [PORT [CERT KEY]]
+//
+// It listens on 127.0.0.1 (port 0 unless given), with TLS when a PEM
+// certificate and key are given, prints "listening on ws://127.0.0.1:PORT/"
+// (wss:// with TLS) as its first line, and exits when its standard input
+// closes.
 //
 // On every connection it first sends a fragmented text message ("hello,
 // fragmented world" in three fragments), a binary message (00 01 fe ff) and
@@ -19,18 +23,26 @@
 // It accepts the subprotocol "chat" when the client offers it.
 'use strict';
 
+const fs = require('fs');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 
 const port = Number(process.argv[2] || 0);
-const wss = new WebSocketServer({
-  host: '127.0.0.1',
-  port,
-  handleProtocols: (protocols) => (protocols.has('chat') ? 'chat' : false),
-});
-
-wss.on('listening', () => {
-  console.log(`listening on ws://127.0.0.1:${wss.address().port}/`);
-});
+const [certFile, keyFile] = process.argv.slice(3, 5);
+const handleProtocols = (protocols) => (protocols.has('chat') ? 'chat' : false);
+let wss;
+if (certFile) {
+  const server = https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
+  wss = new WebSocketServer({ server, handleProtocols });
+  server.listen(port, '127.0.0.1', () => {
+    console.log(`listening on wss://127.0.0.1:${server.address().port}/`);
+  });
+} else {
+  wss = new WebSocketServer({ host: '127.0.0.1', port, handleProtocols });
+  wss.on('listening', () => {
+    console.log(`listening on ws://127.0.0.1:${wss.address().port}/`);
+  });
+}
 
 wss.on('connection', (ws, req) => {
   ws.send('hello, ', { fin: false });

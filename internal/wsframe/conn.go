@@ -266,6 +266,13 @@ func (c *Conn) readHeader() (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
+	// The first two bytes break most rules on their own: fail on them at
+	// once, without waiting for the rest of the header.
+	first := Header{Fin: b[0]&0x80 != 0, Rsv: b[0] & 0x70, Opcode: b[0] & 0x0f, Masked: b[1]&0x80 != 0, Length: int64(b[1] & 0x7f)}
+	if err := c.checkStart(first); err != nil {
+		c.atHeader = false
+		return first, err
+	}
 	if b, err = c.peek(HeaderLen(b[1])); err != nil {
 		return Header{}, err
 	}
@@ -278,27 +285,34 @@ func (c *Conn) readHeader() (Header, error) {
 	if c.opts.OnFrame != nil {
 		c.opts.OnFrame(h.Opcode, h.Length)
 	}
-	switch {
-	case h.Rsv != 0: // Section 5.2: no extension was negotiated
-		return h, c.fail(CloseProtocolError, "reserved bits set")
-	case IsReservedOpcode(h.Opcode): // Section 5.2
-		return h, c.fail(CloseProtocolError, "reserved opcode "+strconv.Itoa(int(h.Opcode)))
-	case c.role == Server && !h.Masked: // Section 5.1
-		return h, c.fail(CloseProtocolError, "unmasked frame from client")
-	case c.role == Client && h.Masked: // Section 5.1
-		return h, c.fail(CloseProtocolError, "masked frame from server")
-	case IsControl(h.Opcode) && !h.Fin: // Section 5.5
-		return h, c.fail(CloseProtocolError, "fragmented control frame")
-	case IsControl(h.Opcode) && h.Length > MaxControlPayload: // Section 5.5
-		return h, c.fail(CloseProtocolError, "control frame longer than 125 bytes")
-	case h.Opcode == OpContinuation && !c.inMsg: // Section 5.4
-		return h, c.fail(CloseProtocolError, "continuation frame with no message open")
-	case (h.Opcode == OpText || h.Opcode == OpBinary) && c.inMsg: // Section 5.4
-		return h, c.fail(CloseProtocolError, "new message inside a fragmented one")
-	case !IsControl(h.Opcode) && h.Length > c.opts.MaxMessage-int64(len(c.msg)):
+	if !IsControl(h.Opcode) && h.Length > c.opts.MaxMessage-int64(len(c.msg)) {
 		return h, c.fail(CloseMessageTooBig, "message larger than "+strconv.FormatInt(c.opts.MaxMessage, 10)+" bytes")
 	}
 	return h, nil
+}
+
+// checkStart checks the rules that the first two bytes of a header can
+// break; h.Length is the 7-bit length field.
+func (c *Conn) checkStart(h Header) error {
+	switch {
+	case h.Rsv != 0: // Section 5.2: no extension was negotiated
+		return c.fail(CloseProtocolError, "reserved bits set")
+	case IsReservedOpcode(h.Opcode): // Section 5.2
+		return c.fail(CloseProtocolError, "reserved opcode "+strconv.Itoa(int(h.Opcode)))
+	case c.role == Server && !h.Masked: // Section 5.1
+		return c.fail(CloseProtocolError, "unmasked frame from client")
+	case c.role == Client && h.Masked: // Section 5.1
+		return c.fail(CloseProtocolError, "masked frame from server")
+	case IsControl(h.Opcode) && !h.Fin: // Section 5.5
+		return c.fail(CloseProtocolError, "fragmented control frame")
+	case IsControl(h.Opcode) && h.Length > MaxControlPayload: // Section 5.5
+		return c.fail(CloseProtocolError, "control frame longer than 125 bytes")
+	case h.Opcode == OpContinuation && !c.inMsg: // Section 5.4
+		return c.fail(CloseProtocolError, "continuation frame with no message open")
+	case (h.Opcode == OpText || h.Opcode == OpBinary) && c.inMsg: // Section 5.4
+		return c.fail(CloseProtocolError, "new message inside a fragmented one")
+	}
+	return nil
 }
 
 // peek returns the next n bytes without consuming them. While draining, a

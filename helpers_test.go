@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/internal/leakcheck"
+	"wsecho/internal/wsmsg"
 	"wsecho/server"
 )
 
@@ -141,25 +142,6 @@ type naiveEcho struct {
 	wg    sync.WaitGroup
 }
 
-// naiveCodec keeps the message type, which x/net's Message codec loses for
-// binary data.
-var naiveCodec = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) {
-		m := v.(*naiveMsg)
-		return m.data, m.typ, nil
-	},
-	Unmarshal: func(data []byte, typ byte, v any) error {
-		m := v.(*naiveMsg)
-		m.typ, m.data = typ, data
-		return nil
-	},
-}
-
-type naiveMsg struct {
-	typ  byte
-	data []byte
-}
-
 func (n *naiveEcho) serve(ws *websocket.Conn) {
 	n.mu.Lock()
 	n.conns[ws] = struct{}{}
@@ -171,8 +153,8 @@ func (n *naiveEcho) serve(ws *websocket.Conn) {
 		n.mu.Unlock()
 		n.wg.Done()
 	}()
-	var m naiveMsg
-	for naiveCodec.Receive(ws, &m) == nil && naiveCodec.Send(ws, &m) == nil {
+	var m wsmsg.Message
+	for wsmsg.Codec.Receive(ws, &m) == nil && wsmsg.Codec.Send(ws, &m) == nil {
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 
 	"wsecho/client"
 	"wsecho/internal/testpeer"
+	"wsecho/internal/wsmsg"
 	"wsecho/server"
 )
 
@@ -82,24 +83,6 @@ func runPeerClient(t *testing.T, peer, url, cafile string) {
 	}
 }
 
-// interopMsg is a message with its type; interopCodec carries it through x/net.
-type interopMsg struct {
-	typ  byte
-	data []byte
-}
-
-var interopCodec = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) {
-		m := v.(*interopMsg)
-		return m.data, m.typ, nil
-	},
-	Unmarshal: func(data []byte, typ byte, v any) error {
-		m := v.(*interopMsg)
-		m.typ, m.data = typ, data
-		return nil
-	},
-}
-
 // ourClientTable runs the echo table with our client package against url:
 // text, binary, empty, 1 MiB, then a close with 1000 and, on a second
 // connection, with 4000, each echoed by the server. (Our client cannot send
@@ -118,36 +101,36 @@ func ourClientTable(t *testing.T, url string, opts client.Options) {
 			t.Fatalf("dial %s: %v", url, err)
 		}
 		c.SetDeadline(time.Now().Add(20 * time.Second))
-		table := []interopMsg{
-			{websocket.TextFrame, []byte("hello, wsecho")},
-			{websocket.BinaryFrame, []byte{0, 1, 0xfe, 0xff}},
-			{websocket.TextFrame, []byte{}},
-			{websocket.BinaryFrame, mib},
+		table := []wsmsg.Message{
+			{Type: websocket.TextFrame, Data: []byte("hello, wsecho")},
+			{Type: websocket.BinaryFrame, Data: []byte{0, 1, 0xfe, 0xff}},
+			{Type: websocket.TextFrame, Data: []byte{}},
+			{Type: websocket.BinaryFrame, Data: mib},
 		}
 		if code != 1000 {
 			table = table[:1]
 		}
 		for i, m := range table {
-			if err := interopCodec.Send(c.Conn, &m); err != nil {
+			if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
 				c.Close()
 				t.Fatalf("row %d: send: %v", i, err)
 			}
-			var got interopMsg
-			if err := interopCodec.Receive(c.Conn, &got); err != nil {
+			var got wsmsg.Message
+			if err := wsmsg.Codec.Receive(c.Conn, &got); err != nil {
 				c.Close()
 				t.Fatalf("row %d: receive: %v", i, err)
 			}
-			if got.typ != m.typ || !bytes.Equal(got.data, m.data) {
+			if got.Type != m.Type || !bytes.Equal(got.Data, m.Data) {
 				c.Close()
-				t.Fatalf("row %d: echo: got type %d, %d bytes; want type %d, %d bytes", i, got.typ, len(got.data), m.typ, len(m.data))
+				t.Fatalf("row %d: echo: got type %d, %d bytes; want type %d, %d bytes", i, got.Type, len(got.Data), m.Type, len(m.Data))
 			}
 		}
 		if err := c.WriteClose(code, "bye"); err != nil {
 			c.Close()
 			t.Fatalf("close %d: %v", code, err)
 		}
-		var m interopMsg
-		err = interopCodec.Receive(c.Conn, &m)
+		var m wsmsg.Message
+		err = wsmsg.Codec.Receive(c.Conn, &m)
 		c.Close()
 		if !errors.Is(err, io.EOF) {
 			t.Fatalf("close %d: after the Close got %v, want io.EOF", code, err)
@@ -419,12 +402,12 @@ func idleThroughProxy(t *testing.T, url string, idle time.Duration, survives boo
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(idle + 10*time.Second))
-	msgs := make(chan interopMsg, 1)
+	msgs := make(chan wsmsg.Message, 1)
 	readErr := make(chan error, 1)
 	go func() {
 		for {
-			var m interopMsg
-			if err := interopCodec.Receive(c.Conn, &m); err != nil {
+			var m wsmsg.Message
+			if err := wsmsg.Codec.Receive(c.Conn, &m); err != nil {
 				readErr <- err
 				return
 			}
@@ -442,20 +425,20 @@ func idleThroughProxy(t *testing.T, url string, idle time.Duration, survives boo
 		}
 		return
 	case m := <-msgs:
-		t.Fatalf("unexpected message while idle: %q", m.data)
+		t.Fatalf("unexpected message while idle: %q", m.Data)
 	case <-timer.C:
 	}
 	if !survives {
 		t.Fatalf("connection without pings outlived %s of idleness behind proxy_read_timeout; the control cannot fail", idle)
 	}
-	m := interopMsg{websocket.TextFrame, []byte("still here")}
-	if err := interopCodec.Send(c.Conn, &m); err != nil {
+	m := wsmsg.Message{Type: websocket.TextFrame, Data: []byte("still here")}
+	if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
 		t.Fatalf("send after %s idle: %v", idle, err)
 	}
 	select {
 	case got := <-msgs:
-		if string(got.data) != "still here" {
-			t.Fatalf("echo after idle: got %q", got.data)
+		if string(got.Data) != "still here" {
+			t.Fatalf("echo after idle: got %q", got.Data)
 		}
 	case err := <-readErr:
 		readErr <- err

@@ -416,25 +416,6 @@ func (e *CloseError) Error() string {
 
 func (e *CloseError) Unwrap() error { return e.Err }
 
-// message is one message with its type; codec carries it through x/net,
-// whose Message codec would lose the type of binary data.
-type message struct {
-	typ  byte
-	data []byte
-}
-
-var codec = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) {
-		m := v.(*message)
-		return m.data, m.typ, nil
-	},
-	Unmarshal: func(data []byte, typ byte, v any) error {
-		m := v.(*message)
-		m.typ, m.data = typ, data
-		return nil
-	},
-}
-
 // Run runs the client over conn until the connection ends, and prints
 // what it receives to out. Which mode it runs depends on conn's Options:
 //

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/internal/wsframe"
+	"wsecho/internal/wsmsg"
 )
 
 const (
@@ -71,7 +72,7 @@ type session struct {
 // sent again once already, after a connection closed without its echo.
 type sentLine struct {
 	seq     uint64
-	m       message
+	m       wsmsg.Message
 	retried bool
 }
 
@@ -377,7 +378,7 @@ func (s *session) serve(ctx context.Context, c *Conn) error {
 			}
 			m := s.outgoing(t.String())
 			s.p.sent(m, time.Now())
-			if err := codec.Send(c.Conn, &m); err != nil {
+			if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
 				return l.writeFailed(err)
 			}
 			s.sent++
@@ -429,11 +430,11 @@ func (s *session) echoed() bool {
 }
 
 // outgoing makes a message of the configured type.
-func (s *session) outgoing(text string) message {
+func (s *session) outgoing(text string) wsmsg.Message {
 	if s.opts.Binary {
-		return message{websocket.BinaryFrame, []byte(text)}
+		return wsmsg.Message{Type: websocket.BinaryFrame, Data: []byte(text)}
 	}
-	return message{websocket.TextFrame, []byte(text)}
+	return wsmsg.Message{Type: websocket.TextFrame, Data: []byte(text)}
 }
 
 // line handles one line of input: a message, or in interactive mode a
@@ -500,7 +501,7 @@ func (l *live) command(ctx context.Context, line string) (end bool, err error) {
 			s.p.statusf("not hex: %v", err)
 			return false, nil
 		}
-		sl := sentLine{m: message{websocket.BinaryFrame, data}}
+		sl := sentLine{m: wsmsg.Message{Type: websocket.BinaryFrame, Data: data}}
 		if err := l.sendLine(sl); err != nil {
 			s.retry = append(s.retry, sl)
 			return true, l.writeFailed(err)
@@ -537,7 +538,7 @@ func (l *live) sendLine(sl sentLine) error {
 		s.mu.Unlock()
 	}
 	s.p.sent(m, time.Now())
-	err := codec.Send(l.c.Conn, &m)
+	err := wsmsg.Codec.Send(l.c.Conn, &m)
 	if err != nil && s.track {
 		// Not written: take it back, so that it is not sent twice.
 		s.mu.Lock()
@@ -551,7 +552,7 @@ func (l *live) sendLine(sl sentLine) error {
 
 // confirm matches a received message against the oldest line whose echo
 // is awaited.
-func (s *session) confirm(m message) {
+func (s *session) confirm(m wsmsg.Message) {
 	if !s.track {
 		return
 	}
@@ -559,7 +560,7 @@ func (s *session) confirm(m message) {
 	defer s.mu.Unlock()
 	if len(s.unconfirmed) > 0 {
 		u := s.unconfirmed[0].m
-		if u.typ == m.typ && bytes.Equal(u.data, m.data) {
+		if u.Type == m.Type && bytes.Equal(u.Data, m.Data) {
 			s.unconfirmed = s.unconfirmed[1:]
 		}
 	}
@@ -569,8 +570,8 @@ func (s *session) confirm(m message) {
 func (l *live) readLoop() error {
 	s := l.s
 	for {
-		var m message
-		if err := codec.Receive(l.c.Conn, &m); err != nil {
+		var m wsmsg.Message
+		if err := wsmsg.Codec.Receive(l.c.Conn, &m); err != nil {
 			return err
 		}
 		at := time.Now()

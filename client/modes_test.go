@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"wsecho/internal/wsframe"
+	"wsecho/internal/wsmsg"
 )
 
 // acceptOne answers one WebSocket handshake on a loopback port and then
@@ -60,10 +61,10 @@ func acceptOne(t *testing.T) string {
 func TestWriteFailedKeepsLine(t *testing.T) {
 	for _, tc := range []struct {
 		name, line string
-		want       message
+		want       wsmsg.Message
 	}{
-		{name: "text", line: "kept", want: message{1, []byte("kept")}},
-		{name: "binary_command", line: "/binary 0102", want: message{2, []byte{1, 2}}},
+		{name: "text", line: "kept", want: wsmsg.Message{Type: 1, Data: []byte("kept")}},
+		{name: "binary_command", line: "/binary 0102", want: wsmsg.Message{Type: 2, Data: []byte{1, 2}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := Options{Lines: true, Interactive: true, Reconnect: true, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))}
@@ -84,7 +85,7 @@ func TestWriteFailedKeepsLine(t *testing.T) {
 			if !end || !errors.As(err, &ce) || !errors.Is(err, wsframe.ErrCloseSent) {
 				t.Errorf("line: end=%v err=%v, want the end of the connection with ErrCloseSent", end, err)
 			}
-			if len(s.retry) != 1 || s.retry[0].m.typ != tc.want.typ || string(s.retry[0].m.data) != string(tc.want.data) || s.retry[0].retried {
+			if len(s.retry) != 1 || s.retry[0].m.Type != tc.want.Type || string(s.retry[0].m.Data) != string(tc.want.Data) || s.retry[0].retried {
 				t.Errorf("retry = %+v, want the line, not yet retried", s.retry)
 			}
 			if len(s.unconfirmed) != 0 {

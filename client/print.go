@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
+
+	"wsecho/internal/wsmsg"
 )
 
 // tsFormat is the -timestamps prefix: RFC 3339 with milliseconds.
@@ -90,7 +92,7 @@ func (p *printer) statusf(format string, args ...any) {
 }
 
 // received prints a message that arrived at at.
-func (p *printer) received(m message, at time.Time) {
+func (p *printer) received(m wsmsg.Message, at time.Time) {
 	if p.opts.JSON {
 		p.emit(messageEvent("recv", m), at)
 		return
@@ -104,7 +106,7 @@ func (p *printer) received(m message, at time.Time) {
 
 // sent reports a message about to be sent: a JSON event, or in interactive
 // mode with no terminal echo, the line itself.
-func (p *printer) sent(m message, at time.Time) {
+func (p *printer) sent(m wsmsg.Message, at time.Time) {
 	switch {
 	case p.opts.JSON:
 		p.emit(messageEvent("send", m), at)
@@ -113,7 +115,7 @@ func (p *printer) sent(m message, at time.Time) {
 	}
 }
 
-func (p *printer) format(prefix string, m message, at time.Time) string {
+func (p *printer) format(prefix string, m wsmsg.Message, at time.Time) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	if p.opts.Timestamps {
@@ -121,32 +123,32 @@ func (p *printer) format(prefix string, m message, at time.Time) string {
 		b.WriteByte(' ')
 	}
 	if p.opts.Verbose {
-		fmt.Fprintf(&b, "[%s, %d bytes] ", typeName(m.typ), len(m.data))
+		fmt.Fprintf(&b, "[%s, %d bytes] ", typeName(m.Type), len(m.Data))
 	}
-	if m.typ != websocket.BinaryFrame {
-		b.Write(m.data)
+	if m.Type != websocket.BinaryFrame {
+		b.Write(m.Data)
 		return b.String()
 	}
 	switch p.opts.ShowBinary {
 	case "base64":
-		b.WriteString(base64.StdEncoding.EncodeToString(m.data))
+		b.WriteString(base64.StdEncoding.EncodeToString(m.Data))
 	case "raw":
-		b.Write(m.data)
+		b.Write(m.Data)
 	default:
-		b.WriteString(hex.EncodeToString(m.data))
+		b.WriteString(hex.EncodeToString(m.Data))
 	}
 	return b.String()
 }
 
-func messageEvent(dir string, m message) event {
-	n := len(m.data)
+func messageEvent(dir string, m wsmsg.Message) event {
+	n := len(m.Data)
 	var data string
-	if m.typ == websocket.BinaryFrame {
-		data = base64.StdEncoding.EncodeToString(m.data)
+	if m.Type == websocket.BinaryFrame {
+		data = base64.StdEncoding.EncodeToString(m.Data)
 	} else {
-		data = string(m.data)
+		data = string(m.Data)
 	}
-	return event{Dir: dir, Type: typeName(m.typ), Size: &n, Data: &data}
+	return event{Dir: dir, Type: typeName(m.Type), Size: &n, Data: &data}
 }
 
 func typeName(t byte) string {

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/internal/wsframe"
+	"wsecho/internal/wsmsg"
 )
 
 // Options configure a Handler. The zero value is ready to use.
@@ -313,25 +314,6 @@ func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
 	return bufio.NewReaderSize(nc, socketReadBuffer)
 }
 
-// message is one echoed message; echoCodec carries it through x/net with its
-// type, which x/net's Message codec would lose for binary data.
-type message struct {
-	typ  byte
-	data []byte
-}
-
-var echoCodec = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) {
-		m := v.(*message)
-		return m.data, m.typ, nil
-	},
-	Unmarshal: func(data []byte, typ byte, v any) error {
-		m := v.(*message)
-		m.typ, m.data = typ, data
-		return nil
-	},
-}
-
 // serve is the x/net Handler: it echoes each message until the connection
 // ends, then logs how it ended. x/net closes the connection when it returns.
 func (h *Handler) serve(ws *websocket.Conn, c *conn) {
@@ -362,7 +344,7 @@ type stats struct {
 }
 
 func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, st *stats) error {
-	var m message
+	var m wsmsg.Message
 	logRecv := log.Enabled(context.Background(), slog.LevelInfo)
 	for {
 		buf, err := receive(ws, wc, &m)
@@ -373,18 +355,18 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 			return err
 		}
 		st.msgsIn++
-		st.bytesIn += int64(len(m.data))
+		st.bytesIn += int64(len(m.Data))
 		h.metrics.msgsIn.Add(1)
-		h.metrics.bytesIn.Add(int64(len(m.data)))
+		h.metrics.bytesIn.Add(int64(len(m.Data)))
 		if logRecv {
-			log.Info("recv", "type", typeName(m.typ), "bytes", len(m.data), "data", preview(m.typ, m.data))
+			log.Info("recv", "type", typeName(m.Type), "bytes", len(m.Data), "data", preview(m.Type, m.Data))
 		}
-		err = echoCodec.Send(ws, &m)
-		n := int64(len(m.data))
+		err = wsmsg.Codec.Send(ws, &m)
+		n := int64(len(m.Data))
 		if buf != nil {
 			putBuffer(buf)
 		}
-		m = message{} // an idle connection holds no message
+		m = wsmsg.Message{} // an idle connection holds no message
 		if err != nil {
 			return err
 		}
@@ -399,17 +381,17 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 // the caller returns with putBuffer once the echo is written. The wire layer
 // tells the type and length in advance, so x/net's Codec, which allocates a
 // growing buffer for every message, is needed only for empty messages.
-func receive(ws *websocket.Conn, wc *wsframe.Conn, m *message) (*[]byte, error) {
+func receive(ws *websocket.Conn, wc *wsframe.Conn, m *wsmsg.Message) (*[]byte, error) {
 	op, n, err := wc.Next()
 	if err != nil {
 		return nil, err
 	}
 	if n == 0 {
-		return nil, echoCodec.Receive(ws, m)
+		return nil, wsmsg.Codec.Receive(ws, m)
 	}
 	buf := getBuffer(int(n))
-	m.typ, m.data = op, *buf
-	if _, err := io.ReadFull(ws, m.data); err != nil {
+	m.Type, m.Data = op, *buf
+	if _, err := io.ReadFull(ws, m.Data); err != nil {
 		putBuffer(buf)
 		return nil, err
 	}
@@ -430,10 +412,10 @@ func (h *Handler) closeGoingAway(ws *websocket.Conn, wc *wsframe.Conn) error {
 	if err := wc.WriteClose(wsframe.CloseGoingAway, "going away"); err != nil {
 		return fmt.Errorf("%w: %w", errWentAway, err)
 	}
-	var m message
+	var m wsmsg.Message
 	for {
 		// Data after our Close cannot be echoed (RFC 6455, Section 5.5.1).
-		if err := echoCodec.Receive(ws, &m); err != nil {
+		if err := wsmsg.Codec.Receive(ws, &m); err != nil {
 			return fmt.Errorf("%w: %w", errWentAway, err)
 		}
 	}

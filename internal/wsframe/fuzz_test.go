@@ -256,6 +256,19 @@ func refRead(in []byte, role Role, maxMessage int) (r refResult) {
 		if masked {
 			hl += 4
 		}
+		// The rules the first two bytes can break fail at once, before the
+		// rest of the header is in.
+		control := opc >= 0x8
+		switch {
+		case rsv != 0, // Section 5.2
+			opc >= 0x3 && opc <= 0x7, opc >= 0xb, // Section 5.2
+			masked != (role == Server),                  // Section 5.1
+			control && !fin,                             // Section 5.5
+			control && l7 > 125,                         // Section 5.5
+			opc == OpContinuation && !inMsg,             // Section 5.4
+			(opc == OpText || opc == OpBinary) && inMsg: // Section 5.4
+			return fail(CloseProtocolError)
+		}
 		if len(in) < hl {
 			r.end = "eof"
 			return r
@@ -267,16 +280,8 @@ func refRead(in []byte, role Role, maxMessage int) (r refResult) {
 		case 127:
 			length = binary.BigEndian.Uint64(in[2:])
 		}
-		control := opc >= 0x8
 		switch {
-		case length >= 1<<63, // Section 5.2
-			rsv != 0,                             // Section 5.2
-			opc >= 0x3 && opc <= 0x7, opc >= 0xb, // Section 5.2
-			masked != (role == Server),                  // Section 5.1
-			control && !fin,                             // Section 5.5
-			control && length > 125,                     // Section 5.5
-			opc == OpContinuation && !inMsg,             // Section 5.4
-			(opc == OpText || opc == OpBinary) && inMsg: // Section 5.4
+		case length >= 1<<63: // Section 5.2
 			return fail(CloseProtocolError)
 		case !control && length > uint64(maxMessage-len(msg)):
 			return fail(CloseMessageTooBig)

@@ -396,7 +396,7 @@ func TestClientCLIPeers(t *testing.T) {
 					steps: []cliStep{greeted, {send: "header X-Test", wantStdout: "header X-Test: yes\n"}, {send: "header Origin", wantStdout: "header Origin: http://wsecho.example\n"}}},
 				{name: "subprotocol", args: []string{"-subprotocol", "superchat", "-subprotocol", "chat"},
 					steps: []cliStep{{wantStderr: "(subprotocol chat)"}, {send: "subprotocol", wantStdout: "subprotocol: chat\n"}}},
-				{name: "ping", args: []string{"-ping", "50ms", "-v"}, steps: []cliStep{greetedV, {wantStderr: "pong in "}}},
+				{name: "ping", args: []string{"-ping", "1s", "-v"}, steps: []cliStep{greetedV, {wantStderr: "pong in "}}},
 				{name: "close_code", args: []string{"-close-code", "4000", "-close-reason", "done", "-json"}, steps: []cliStep{greeted2json},
 					check: func(t *testing.T, r cliRun) {
 						if !strings.Contains(r.stdout, `"dir":"send","type":"close","code":4000,"reason":"done"`) ||

@@ -32,6 +32,7 @@ import (
 
 	"wsecho/client"
 	"wsecho/internal/bench"
+	"wsecho/internal/wsframe"
 	"wsecho/server"
 )
 
@@ -313,7 +314,7 @@ func runClient(ctx context.Context, args []string, in io.Reader, stdout, stderr 
 		return &usageError{"-count and -interval apply to the default mode, not to -stdin"}
 	case *showBinary != "hex" && *showBinary != "base64" && *showBinary != "raw":
 		return &usageError{"-show-binary must be hex, base64 or raw"}
-	case !client.ValidCloseCode(*closeCode):
+	case !wsframe.ValidCloseCode(*closeCode):
 		return &usageError{fmt.Sprintf("-close-code %d is not a code a client may send (1000-1003, 1007-1014, 3000-4999)", *closeCode)}
 	case len(*closeReason) > 123:
 		return &usageError{"-close-reason is longer than 123 bytes"}

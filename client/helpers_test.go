@@ -84,9 +84,6 @@ func wsURL(ts *httptest.Server) string {
 	return "ws" + strings.TrimPrefix(ts.URL, "http")
 }
 
-// runResult is what a client run in the background ends with.
-type runResult struct{ err error }
-
 // startRun dials url and runs the client in the background. The returned
 // function waits for Run to return (failing the test after waitTimeout).
 func startRun(t *testing.T, ctx context.Context, url string, opts client.Options, in io.Reader, out io.Writer) func() error {

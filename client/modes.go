@@ -483,7 +483,7 @@ func (l *live) command(ctx context.Context, line string) (end bool, err error) {
 		if arg != "" {
 			codeText, rest, _ := strings.Cut(arg, " ")
 			n, err := strconv.Atoi(codeText)
-			if err != nil || !ValidCloseCode(n) {
+			if err != nil || !wsframe.ValidCloseCode(n) {
 				s.p.statusf("not a close code a client may send: %s", codeText)
 				return false, nil
 			}
@@ -515,10 +515,6 @@ func (l *live) command(ctx context.Context, line string) (end bool, err error) {
 	}
 	return false, nil
 }
-
-// ValidCloseCode reports whether a client may send code in a Close frame
-// (RFC 6455, Section 7.4): 1000-1003, 1007-1014 and 3000-4999.
-func ValidCloseCode(code int) bool { return wsframe.ValidCloseCode(code) }
 
 // sendLine sends a message of line mode, keeping it until its echo comes
 // back when Reconnect needs to know.

@@ -123,17 +123,27 @@ func (s *selftests) forget(id string, sw *selftestWait) {
 	}
 }
 
-// wait answers GET /selftest/wait?id=ID once the self-test ID is done, after
-// selftestHold, or when the client goes away.
-func (s *selftests) wait(w http.ResponseWriter, r *http.Request) {
+// lookup finds or makes the wait of the request's self-test id, or answers
+// the request with an error and reports false.
+func (s *selftests) lookup(w http.ResponseWriter, r *http.Request) (string, *selftestWait, bool) {
 	id, ok := selftestID(w, r)
 	if !ok {
-		return
+		return "", nil, false
 	}
 	sw, ok := s.get(id)
 	if !ok {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many self-tests waiting", http.StatusServiceUnavailable)
+		return "", nil, false
+	}
+	return id, sw, true
+}
+
+// wait answers GET /selftest/wait?id=ID once the self-test ID is done, after
+// selftestHold, or when the client goes away.
+func (s *selftests) wait(w http.ResponseWriter, r *http.Request) {
+	id, sw, ok := s.lookup(w, r)
+	if !ok {
 		return
 	}
 	defer s.forget(id, sw)
@@ -151,14 +161,8 @@ func (s *selftests) wait(w http.ResponseWriter, r *http.Request) {
 // done answers POST /selftest/done?id=ID and releases the wait for ID, which
 // may arrive before or after it.
 func (s *selftests) done(w http.ResponseWriter, r *http.Request) {
-	id, ok := selftestID(w, r)
+	_, sw, ok := s.lookup(w, r)
 	if !ok {
-		return
-	}
-	sw, ok := s.get(id)
-	if !ok {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "too many self-tests waiting", http.StatusServiceUnavailable)
 		return
 	}
 	s.mu.Lock()

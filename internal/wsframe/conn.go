@@ -79,7 +79,6 @@ type Conn struct {
 	inMsg      bool   // a fragmented message is open
 	msg        []byte // a fragmented message, joined
 	msgOff     int    // bytes of msg handed over
-	frag       []byte // the msg slice being filled by readFragment
 	utf        UTF8
 	ctl        [MaxControlPayload]byte
 	readErr    error // sticky

@@ -68,13 +68,25 @@ type Options struct {
 	// fails the connection with 1009. If 0, 32 MiB.
 	MaxMessage int64
 
-	// Interval is how often Run sends the current time in the default mode.
-	// If 0, one second.
+	// Interval is how often Run sends the current time in the default mode;
+	// the first message goes out at once. If 0, one second.
 	Interval time.Duration
 
 	// Count is how many messages Run sends in the default mode before it
-	// closes the connection normally. If 0, Run sends until its context ends.
+	// waits for the replies (see Wait) and closes the connection normally.
+	// If 0, Run sends until its context ends.
 	Count int
+
+	// Message, if not nil, is what the default mode sends instead of the
+	// current time.
+	Message []byte
+
+	// Wait bounds the wait for replies at the end of the input (line mode,
+	// or Count messages sent): Run sends its Close once as many messages
+	// have arrived as it sent on the connection, or when nothing has
+	// arrived for Wait, whichever comes first. If 0, one second; NoWait
+	// closes at once, and a negative Wait waits until the server closes.
+	Wait time.Duration
 
 	// Lines makes Run send each line of its input as one message, instead
 	// of the time; at the end of the input it closes normally.
@@ -151,9 +163,16 @@ type Options struct {
 
 	// Logger receives diagnostics. If nil, slog.Default().
 	Logger *slog.Logger
+
+	// dial, if set, replaces Dial when Run or Connect dials (tests).
+	dial func(ctx context.Context, url string, opts Options) (*Conn, error)
 }
 
 const defaultConnectTimeout = 10 * time.Second
+
+// NoWait, as Options.Wait, closes at the end of the input without waiting
+// for replies.
+const NoWait time.Duration = 1
 
 // Conn is a client connection: the x/net *websocket.Conn that carries the
 // messages, and the wire layer beneath it, which knows close codes.
@@ -392,26 +411,34 @@ func statusText(line string) string {
 }
 
 // CloseError reports a connection that did not end with a normal closure:
-// the server's close code and reason; the close code Run sent a server that
+// the server's close code and reason (with Err what failed after the
+// server's Close, if anything did); the close code Run sent a server that
 // broke the protocol, with Err the *wsframe.Error; or CloseAbnormal (1006)
-// with the cause when the connection dropped without a Close.
+// with the cause when the connection dropped without a Close, or
+// ErrNoCloseReply when the server did not answer the client's Close.
 type CloseError struct {
 	Code   int
 	Reason string
 	Err    error // the protocol violation, or the cause of a dropped connection
 }
 
+// Error leads with the server's close code and reason when there are any:
+// they explain what failed after them.
 func (e *CloseError) Error() string {
 	var pe *wsframe.Error
 	switch {
 	case errors.As(e.Err, &pe):
 		return "server broke the protocol: " + pe.Reason + " (sent close " + strconv.Itoa(pe.Code) + ")"
+	case e.Code != wsframe.CloseAbnormal && e.Reason != "":
+		return "server closed the connection: " + strconv.Itoa(e.Code) + " " + e.Reason
+	case e.Code != wsframe.CloseAbnormal:
+		return "server closed the connection: " + strconv.Itoa(e.Code)
+	case errors.Is(e.Err, ErrNoCloseReply):
+		return "closing handshake incomplete: " + e.Err.Error()
 	case e.Err != nil:
 		return "connection lost: " + e.Err.Error()
-	case e.Reason != "":
-		return "server closed the connection: " + strconv.Itoa(e.Code) + " " + e.Reason
 	}
-	return "server closed the connection: " + strconv.Itoa(e.Code)
+	return "connection lost"
 }
 
 func (e *CloseError) Unwrap() error { return e.Err }
@@ -466,9 +493,7 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // terminal opened by the program); otherwise (os.Stdin) it may stay
 // blocked in in.Read until the next line arrives.
 func Run(ctx context.Context, conn *Conn, in io.Reader, out io.Writer) error {
-	s := newSession(conn, in, out)
-	defer s.finish()
-	return s.run(ctx, conn)
+	return runSession(ctx, conn, conn.url, conn.opts, in, out)
 }
 
 // endError turns the reading goroutine's error into Run's result.
@@ -477,11 +502,15 @@ func (c *Conn) endError(err error) error {
 	if errors.As(err, &pe) {
 		return &CloseError{Code: pe.Code, Reason: pe.Reason, Err: pe}
 	}
-	if code, reason, ok := c.CloseStatus(); ok && errors.Is(err, io.EOF) {
+	// Once the server has closed, its code explains whatever failed next.
+	if code, reason, ok := c.CloseStatus(); ok {
 		if code == wsframe.CloseNormal || code == wsframe.CloseNoStatus {
 			return nil
 		}
-		return &CloseError{Code: code, Reason: reason}
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		return &CloseError{Code: code, Reason: reason, Err: err}
 	}
 	return &CloseError{Code: wsframe.CloseAbnormal, Err: err}
 }

@@ -517,7 +517,12 @@ func TestSubprotocol(t *testing.T) {
 					t.Errorf("server saw %q offered, want %q", got, tc.offer)
 				}
 			}
-			if err := client.Run(t.Context(), conn, strings.NewReader("hi\n"), io.Discard); err != nil {
+			err = client.Run(t.Context(), conn, strings.NewReader("hi\n"), io.Discard)
+			// x/net's server never answers a Close: it hangs up.
+			if tc.url == wsURL(chat) && errors.Is(err, client.ErrNoCloseReply) {
+				err = nil
+			}
+			if err != nil {
 				t.Errorf("Run: %v", err)
 			}
 			if !strings.Contains(status.String(), tc.wantStatus) {
@@ -649,7 +654,7 @@ func TestPing(t *testing.T) {
 		pong := make(chan string, 1)
 		rs := startRaw(t, func(i int, rc *rawConn) {
 			rc.writeFrame(wsframe.OpPing, []byte("hey"))
-			h, p, err := rc.readFrame()
+			h, p, err := rc.readControl() // after the first time, sent at once
 			if err != nil || h.Opcode != wsframe.OpPong {
 				t.Errorf("raw server: want a pong, got opcode %d, %v", h.Opcode, err)
 			}

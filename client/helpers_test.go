@@ -243,6 +243,16 @@ func (rc *rawConn) readFrame() (wsframe.Header, []byte, error) {
 	return h, p, nil
 }
 
+// readControl reads frames until a control frame, skipping messages.
+func (rc *rawConn) readControl() (wsframe.Header, []byte, error) {
+	for {
+		h, p, err := rc.readFrame()
+		if err != nil || wsframe.IsControl(h.Opcode) {
+			return h, p, err
+		}
+	}
+}
+
 // closeCode parses a Close payload.
 func closeCode(p []byte) (int, string) {
 	if len(p) < 2 {

@@ -73,7 +73,7 @@ func TestWriteFailedKeepsLine(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			s := newSession(c, strings.NewReader(""), io.Discard)
+			s := newSession(c.opts, c.url, strings.NewReader(""), io.Discard)
 			defer s.finish()
 			l := &live{s: s, c: c, readErr: make(chan error, 1), got: make(chan struct{}, 1), pings: map[string]ping{}}
 			if err := c.WriteClose(wsframe.CloseNormal, ""); err != nil {

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"expvar"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -44,7 +46,7 @@ type metrics struct {
 	dropped    expvar.Int // connections that ended with no Close frame either way
 }
 
-func newMetrics(start time.Time) *metrics {
+func newMetrics(start time.Time, log *slog.Logger) *metrics {
 	m := new(metrics)
 	for _, r := range rejectReasons {
 		m.rejected.Add(r, 0)
@@ -61,6 +63,10 @@ func newMetrics(start time.Time) *metrics {
 	m.vars.Set("close_codes_received", &m.closeRecv)
 	m.vars.Set("uptime_seconds", expvar.Func(func() any {
 		return time.Since(start).Round(time.Millisecond).Seconds()
+	}))
+	// wsecho bench warns when the server writes a log line per message.
+	m.vars.Set("logs_every_message", expvar.Func(func() any {
+		return log.Enabled(context.Background(), slog.LevelInfo)
 	}))
 	return m
 }

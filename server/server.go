@@ -130,7 +130,7 @@ func New(opts Options) *Handler {
 		log = slog.Default()
 	}
 	now := time.Now()
-	return &Handler{opts: opts, log: log, metrics: newMetrics(now), epoch: now, conns: make(map[*conn]struct{})}
+	return &Handler{opts: opts, log: log, metrics: newMetrics(now, log), epoch: now, conns: make(map[*conn]struct{})}
 }
 
 // clock returns the monotonic time since New.

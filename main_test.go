@@ -148,9 +148,22 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"client_negative_count", []string{"client", "-count", "-1"}, 2},
 		{"client_zero_interval", []string{"client", "-interval", "0s"}, 2},
 		{"server_extra_arg", []string{"server", "extra"}, 2},
+		{"client_two_urls", []string{"client", "ws://a/", "ws://b/"}, 2},
+		{"client_url_and_flag", []string{"client", "ws://a/", "-url", "ws://b/"}, 2},
+		{"client_addr_url", []string{"client", "-addr", "ws://localhost:8080/echo"}, 2},
+		{"client_http_scheme", []string{"client", "http://localhost:8080/echo"}, 2},
+		{"client_no_host", []string{"client", "ws:///echo"}, 2},
+		{"client_text_without_file", []string{"client", "-text"}, 2},
+		{"client_file_and_stdin", []string{"client", "-file", "x", "-stdin"}, 2},
+		{"help_unknown", []string{"help", "serve"}, 2},
 		{"help", []string{"-h"}, 0},
+		{"help_command", []string{"help"}, 0},
 		{"server_help", []string{"server", "-h"}, 0},
 		{"client_help", []string{"client", "-h"}, 0},
+		{"help_client", []string{"help", "client"}, 0},
+		{"help_bench", []string{"help", "bench"}, 0},
+		{"version", []string{"version"}, 0},
+		{"dash_version", []string{"-version"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -164,17 +177,23 @@ func TestMain_ExitCodes(t *testing.T) {
 			if code := exitCode(err, &printed); code != tc.want {
 				t.Errorf("exit code %d (err %v), want %d", code, err, tc.want)
 			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout: %q, want nothing", stdout.String())
-			}
 			switch msg := printed.String(); tc.want {
-			case 0: // help: the usage, and no error
-				if stderr.Len() == 0 || msg != "" {
-					t.Errorf("stderr %q, exitCode printed %q; want the usage and nothing", stderr.String(), msg)
+			case 0: // help or version: on stdout (so that | less works), and no error
+				if stdout.Len() == 0 || stderr.Len() != 0 || msg != "" {
+					t.Errorf("stdout %q, stderr %q, exitCode printed %q; want the help on stdout and nothing else", stdout.String(), stderr.String(), msg)
 				}
-			case 2: // what is wrong, on one line
-				if !strings.HasPrefix(msg, "wsecho: ") || strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {
-					t.Errorf("exitCode printed %q, want one line", msg)
+			case 2: // what is wrong, on one line, with where to look
+				if stdout.Len() != 0 {
+					t.Errorf("stdout: %q, want nothing", stdout.String())
+				}
+				if !strings.HasPrefix(msg, "wsecho") || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "; run 'wsecho ") {
+					t.Errorf("exitCode printed %q, want one line that says what to run", msg)
+				}
+				if len(tc.args) == 0 { // the usage goes with it, on stderr
+					break
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("stderr %q, want nothing but exitCode's line", stderr.String())
 				}
 			}
 		})

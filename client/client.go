@@ -164,8 +164,8 @@ type Options struct {
 	// Logger receives diagnostics. If nil, slog.Default().
 	Logger *slog.Logger
 
-	// dial, if set, replaces Dial when Run or Connect dials (tests).
-	dial func(ctx context.Context, url string, opts Options) (*Conn, error)
+	// netDial, if set, opens the connection instead of the network (tests).
+	netDial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 const defaultConnectTimeout = 10 * time.Second
@@ -230,8 +230,17 @@ var handshakeHeaders = map[string]bool{
 //
 // Errors name what failed: "dial tcp ADDR: ..." from the network,
 // "proxyconnect ..." from the proxy, "tls handshake with HOST: ..." and
-// "handshake failed: 403 Forbidden" when the server refuses the upgrade.
+// a *HandshakeError when the server refuses the upgrade, and an
+// *InterruptedError when ctx is cancelled; each says what to try next.
 func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
+	c, err := dial(ctx, rawURL, opts)
+	if err != nil {
+		return nil, explain(ctx, rawURL, opts, err)
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", rawURL, err)
@@ -318,7 +327,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, websocket.ErrBadStatus) {
-			return nil, fmt.Errorf("handshake failed: %s", statusText(c.wire.HandshakeStatus()))
+			return nil, &HandshakeError{URL: rawURL, Status: statusText(c.wire.HandshakeStatus()), Origin: origin}
 		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("no response within %s", timeout)

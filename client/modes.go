@@ -54,9 +54,6 @@ type session struct {
 	finished  bool // the user ended the session: no reconnect
 	exchanged bool // the last connection received a message
 
-	// dial replaces Dial in tests.
-	dial func(ctx context.Context, url string, opts Options) (*Conn, error)
-
 	// Default mode: messages sent, over all connections.
 	sent int
 	mu   sync.Mutex
@@ -89,7 +86,7 @@ func newSession(opts Options, url string, in io.Reader, out io.Writer) *session 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &session{opts: opts, log: log, url: url, dial: opts.dial}
+	s := &session{opts: opts, log: log, url: url}
 	s.p = &printer{out: out, status: opts.Status, opts: opts}
 	if !opts.Lines {
 		return s

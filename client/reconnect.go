@@ -77,10 +77,6 @@ func (s *session) run(ctx context.Context, c *Conn) error {
 // input ended with nothing left to send; the error is then the last dial's
 // (the caller returns its own when a connection had been made).
 func (s *session) redial(ctx context.Context, attempt *int, cause error) (*Conn, error) {
-	dial := Dial
-	if s.dial != nil {
-		dial = s.dial
-	}
 	var last error
 	for {
 		if cause != nil {
@@ -92,7 +88,7 @@ func (s *session) redial(ctx context.Context, attempt *int, cause error) (*Conn,
 				return nil, s.gaveUp(ctx, last)
 			}
 		}
-		c, err := dial(ctx, s.url, s.opts)
+		c, err := Dial(ctx, s.url, s.opts)
 		if ctx.Err() != nil {
 			if c != nil {
 				c.Close()

@@ -195,6 +195,7 @@ type live struct {
 	got      chan struct{} // a message arrived
 	sent     int           // messages sent on this connection
 	recv     atomic.Int64  // messages received on it
+	cut      atomic.Bool   // closed by closeAfter, after Ctrl-C
 	pings    map[string]ping
 	lastPing time.Time
 	lastPong time.Time
@@ -214,7 +215,7 @@ func (s *session) serve(ctx context.Context, c *Conn) error {
 	// Ctrl-C must end the client whatever the server does: a write to a
 	// server that stopped reading blocks, and only closing the connection
 	// unblocks it.
-	defer closeAfter(ctx, c, s.closeWait())()
+	defer closeAfter(ctx, l, s.closeWait())()
 	start := time.Now()
 	defer func() { s.exchanged = l.recv.Load() > 0 && time.Since(start) >= stableAfter }()
 	s.p.opened(c, time.Now())

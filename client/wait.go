@@ -33,11 +33,11 @@ func (s *session) closeCode() int {
 	return wsframe.CloseNormal
 }
 
-// closeAfter closes c wait after ctx ends, wherever the goroutine serving
-// it is blocked (a write to a server that does not read blocks for ever,
-// and holds the lock the closing handshake needs). The returned function
-// cancels it; call it before c is closed otherwise.
-func closeAfter(ctx context.Context, c *Conn, wait time.Duration) (stop func()) {
+// closeAfter closes l's connection wait after ctx ends, wherever the
+// goroutine serving it is blocked (a write to a server that does not read
+// blocks for ever, and holds the lock the closing handshake needs), and
+// marks it cut. The returned function cancels it.
+func closeAfter(ctx context.Context, l *live, wait time.Duration) (stop func()) {
 	var mu sync.Mutex
 	var t *time.Timer
 	over := false
@@ -45,7 +45,10 @@ func closeAfter(ctx context.Context, c *Conn, wait time.Duration) (stop func()) 
 		mu.Lock()
 		defer mu.Unlock()
 		if !over {
-			t = time.AfterFunc(wait, func() { c.Close() })
+			t = time.AfterFunc(wait, func() {
+				l.cut.Store(true)
+				l.c.Close()
+			})
 		}
 	})
 	return func() {
@@ -142,6 +145,9 @@ func (l *live) closeNormally(ctx context.Context, code int, reason string) error
 				s.p.closed("recv", code, reason, time.Now())
 				return nil
 			}
+			if l.cut.Load() {
+				return l.noReply(fmt.Errorf("%w within %s", ErrNoCloseReply, wait))
+			}
 			return l.noReply(fmt.Errorf("%w: the connection ended first (%v)", ErrNoCloseReply, err))
 		case <-l.got:
 			if extend {
@@ -191,6 +197,10 @@ func (l *live) writeFailed(werr error) error {
 	var pe *wsframe.Error
 	if _, _, ok := l.c.CloseStatus(); ok || errors.As(err, &pe) {
 		return l.ended(err)
+	}
+	if l.cut.Load() { // by closeAfter, after Ctrl-C: the session ends
+		return l.noReply(fmt.Errorf("%w: it stopped reading, and the connection was closed %s after the interrupt",
+			ErrNoCloseReply, l.s.closeWait()))
 	}
 	return l.ended(werr)
 }

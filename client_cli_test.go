@@ -510,3 +510,28 @@ func TestClientCLIPeerDefaultMode(t *testing.T) {
 		t.Errorf("stdout lacks the peer's fragmented message, whole:\n%s", r.stdout)
 	}
 }
+
+// TestClientCLIWaitForEchoes checks `printf 'a\nb\n' | wsecho client
+// -stdin URL` against servers that send nothing after a Close (Python's
+// websockets) and others: both echoes are printed, every time, because the
+// client waits for them before it closes. Before -wait, the Python server
+// got the Close within a millisecond of the lines and echoed nothing.
+func TestClientCLIWaitForEchoes(t *testing.T) {
+	t.Parallel()
+	ours, _ := startCLIEcho(t)
+	for _, peer := range []string{"ours", "python", "node"} {
+		t.Run("peer="+peer, func(t *testing.T) {
+			t.Parallel()
+			url := ours
+			if peer != "ours" {
+				url = startPeerEnv(t, peer, []string{"WSECHO_PEER_PLAIN=1"})
+			}
+			for range 3 {
+				r := runClientCLI(t, []string{"-stdin", url}, cliStep{send: "a"}, cliStep{send: "b"})
+				if r.status != 0 || r.stdout != "a\nb\n" {
+					t.Fatalf("status %d, stdout %q; want 0 and %q; stderr:\n%s", r.status, r.stdout, "a\nb\n", r.stderr)
+				}
+			}
+		})
+	}
+}

@@ -126,3 +126,118 @@ func TestNoCloseReply(t *testing.T) {
 		})
 	}
 }
+
+// lazyEcho is a raw server that behaves as the ten-line echo server of
+// Python's websockets does: it answers a message only once the client has
+// been quiet for a moment, and sends nothing after a Close, so that a
+// client that closes right after its last message gets no echo at all.
+func lazyEcho(rc *rawConn) {
+	var pending [][]byte
+	for {
+		if len(pending) > 0 {
+			rc.nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		} else {
+			rc.nc.SetReadDeadline(time.Now().Add(waitTimeout))
+		}
+		h, p, err := rc.readFrame()
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout() && len(pending) > 0:
+			for _, m := range pending {
+				rc.writeFrame(wsframe.OpText, m)
+			}
+			pending = nil
+			continue
+		case err != nil:
+			return
+		}
+		switch h.Opcode {
+		case wsframe.OpText:
+			pending = append(pending, p)
+		case wsframe.OpClose:
+			code, _ := closeCode(p)
+			rc.writeClose(code, "") // and the echoes never go out
+			return
+		}
+	}
+}
+
+// TestWaitForReplies checks the end of the input: the client waits for as
+// many messages as it sent (or Wait without any), then closes. Against a
+// server that sends nothing after a Close, closing at once loses every
+// echo; that was the only behaviour before Wait.
+func TestWaitForReplies(t *testing.T) {
+	t.Parallel()
+	lazy := startRaw(t, func(i int, rc *rawConn) { lazyEcho(rc) })
+	silent := startRaw(t, func(i int, rc *rawConn) {
+		for {
+			h, p, err := rc.readFrame()
+			if err != nil {
+				return
+			}
+			if h.Opcode == wsframe.OpClose {
+				code, _ := closeCode(p)
+				rc.writeClose(code, "")
+				return
+			}
+		}
+	})
+	for _, tc := range []struct {
+		name    string
+		url     string
+		opts    client.Options
+		in      string
+		want    string
+		atLeast time.Duration // the client waited this long for replies
+	}{
+		{name: "lines", url: lazy.url, opts: client.Options{Lines: true, Wait: 10 * time.Second}, in: "a\nb\n", want: "a\nb\n"},
+		{name: "count", url: lazy.url, opts: client.Options{Count: 2, Interval: time.Millisecond, Message: []byte("m"), Wait: 10 * time.Second}, want: "m\nm\n"},
+		{name: "no_wait", url: lazy.url, opts: client.Options{Lines: true, Wait: client.NoWait}, in: "a\nb\n", want: ""},
+		{name: "nothing_comes_back", url: silent.url, opts: client.Options{Lines: true, Wait: 50 * time.Millisecond}, in: "a\n", want: "", atLeast: 50 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := newOutput()
+			start := time.Now()
+			if err := run(t, tc.url, tc.opts, strings.NewReader(tc.in), out); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if d := time.Since(start); d < tc.atLeast || d > waitTimeout/2 {
+				t.Errorf("Run took %v, want at least %v and well under 10 s", d, tc.atLeast)
+			}
+			if got := out.String(); got != tc.want {
+				t.Errorf("output %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestWaitUntilServerCloses checks a negative Wait: the client keeps the
+// connection open after the end of its input until the server closes, and
+// prints what comes meanwhile, even more messages than it sent.
+func TestWaitUntilServerCloses(t *testing.T) {
+	t.Parallel()
+	rs := startRaw(t, func(i int, rc *rawConn) {
+		if _, p, err := rc.readFrame(); err == nil {
+			rc.writeFrame(wsframe.OpText, p)
+			// The client must not close although its message came back.
+			rc.nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if h, _, err := rc.readFrame(); err == nil {
+				t.Errorf("the client sent opcode %d after the end of its input, want nothing", h.Opcode)
+				rc.writeClose(1000, "")
+				return
+			}
+			rc.nc.SetReadDeadline(time.Now().Add(waitTimeout))
+			rc.writeFrame(wsframe.OpText, []byte("and more"))
+			rc.writeClose(1000, "")
+			rc.readClose()
+		}
+	})
+	out := newOutput()
+	if err := run(t, rs.url, client.Options{Lines: true, Wait: -1}, strings.NewReader("x\n"), out); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, want := out.String(), "x\nand more\n"; got != want {
+		t.Errorf("output %q, want %q", got, want)
+	}
+}

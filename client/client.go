@@ -436,6 +436,8 @@ type CloseError struct {
 func (e *CloseError) Error() string {
 	var pe *wsframe.Error
 	switch {
+	case errors.As(e.Err, &pe) && pe.Code == wsframe.CloseMessageTooBig:
+		return "the server sent a " + pe.Reason + " (sent close 1009; -max-message raises the limit)"
 	case errors.As(e.Err, &pe):
 		return "server broke the protocol: " + pe.Reason + " (sent close " + strconv.Itoa(pe.Code) + ")"
 	case e.Code != wsframe.CloseAbnormal && e.Reason != "":

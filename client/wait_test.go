@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"wsecho/client"
 	"wsecho/internal/wsframe"
+	"wsecho/server"
 )
 
 // floodPings writes pings to rc and never reads, until the connection
@@ -240,4 +242,40 @@ func TestWaitUntilServerCloses(t *testing.T) {
 	if got, want := out.String(), "x\nand more\n"; got != want {
 		t.Errorf("output %q, want %q", got, want)
 	}
+}
+
+// TestMessageLimits checks both limits on the size of a message: the
+// client's MaxMessage (it closes with 1009), and the server's, which a
+// long line trips: the client then reports the server's Close 1009 and its
+// reason, not the write error that follows it.
+func TestMessageLimits(t *testing.T) {
+	t.Parallel()
+	t.Run("client", func(t *testing.T) {
+		t.Parallel()
+		codes := make(chan int, 1)
+		rs := startRaw(t, func(i int, rc *rawConn) {
+			rc.writeFrame(wsframe.OpBinary, make([]byte, 2048))
+			code, _, _, _ := rc.readClose()
+			codes <- code
+		})
+		err := run(t, rs.url, client.Options{MaxMessage: 1024, Interval: time.Hour}, nil, newOutput())
+		if want := "the server sent a message larger than 1024 bytes (sent close 1009; -max-message raises the limit)"; err == nil || err.Error() != want {
+			t.Errorf("Run: %v, want %q", err, want)
+		}
+		if code := <-codes; code != wsframe.CloseMessageTooBig {
+			t.Errorf("client sent close %d, want 1009", code)
+		}
+	})
+	t.Run("server", func(t *testing.T) {
+		t.Parallel()
+		h := server.New(server.Options{MaxMessage: 64 << 10, Logger: testLogger(t)})
+		ts := httptest.NewServer(h)
+		t.Cleanup(func() { shutdown(t, ts, h) })
+		line := strings.Repeat("x", 4<<20) + "\n"
+		err := run(t, wsURL(ts), client.Options{Lines: true}, strings.NewReader(line), newOutput())
+		var ce *client.CloseError
+		if want := "server closed the connection: 1009 message larger than 65536 bytes"; !errors.As(err, &ce) || err.Error() != want {
+			t.Errorf("Run: %v, want %q", err, want)
+		}
+	})
 }

@@ -102,9 +102,8 @@ func newSession(opts Options, url string, in io.Reader, out io.Writer) *session 
 		if outFile != nil && isTerminal(outFile) {
 			if restore, err := makeRaw(inFile); err == nil {
 				s.restore = restore
-				s.ed = newEditor(out, func() int { return terminalWidth(outFile) })
+				s.ed = newEditor(in, out, func() (int, int) { return terminalSize(outFile) })
 				s.p.ed = s.ed
-				s.ed.start()
 			} else {
 				s.log.Debug("raw terminal mode", "err", err)
 			}
@@ -154,16 +153,9 @@ func (s *session) readInput(in io.Reader) {
 		}
 	}
 	if s.ed != nil {
-		buf := make([]byte, 256)
 		for {
-			n, err := in.Read(buf)
-			for _, ev := range s.ed.feed(buf[:n]) {
-				if !emit(ev) {
-					return
-				}
-			}
-			if err != nil {
-				emit(inputEvent{kind: inEOF})
+			ev := s.ed.readLine()
+			if !emit(ev) || ev.kind != inLine {
 				return
 			}
 		}

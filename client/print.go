@@ -122,8 +122,11 @@ func (p *printer) format(prefix string, m wsmsg.Message, at time.Time) string {
 		b.WriteString(at.Format(tsFormat))
 		b.WriteByte(' ')
 	}
-	if p.opts.Verbose {
+	switch {
+	case p.opts.Verbose:
 		fmt.Fprintf(&b, "[%s, %d bytes] ", typeName(m.Type), len(m.Data))
+	case p.interactive && m.Type == websocket.BinaryFrame:
+		fmt.Fprintf(&b, "[binary %d B] ", len(m.Data)) // not to be taken for text
 	}
 	if m.Type != websocket.BinaryFrame {
 		b.Write(m.Data)

@@ -52,7 +52,8 @@ type session struct {
 	ed        *editor
 
 	finished  bool // the user ended the session: no reconnect
-	exchanged bool // the last connection received a message
+	exchanged bool // the last connection lasted stableAfter and received a message
+	connected bool // a connection has been made
 
 	// Default mode: messages sent, over all connections.
 	sent int

@@ -55,14 +55,14 @@ func (s *session) run(ctx context.Context, c *Conn) error {
 			return err
 		}
 	}
+	s.connected = true
 	for {
-		start := time.Now()
 		err := s.serve(ctx, c)
 		c.Close()
 		if err == nil || !s.opts.Reconnect || s.finished || ctx.Err() != nil || !reconnectable(err) {
 			return err
 		}
-		if time.Since(start) >= stableAfter && s.exchanged {
+		if s.exchanged {
 			attempt = 0 // a connection that worked: start again from the shortest wait
 		}
 		if c, _ = s.redial(ctx, &attempt, err); c == nil {
@@ -82,7 +82,7 @@ func (s *session) redial(ctx context.Context, attempt *int, cause error) (*Conn,
 		if cause != nil {
 			d := s.backoff(*attempt)
 			*attempt++
-			s.p.reconnecting(cause, d, *attempt, s.doubt, s.dropped, time.Now())
+			s.p.reconnecting(cause, d, *attempt, s.doubt, s.dropped, !s.connected, time.Now())
 			s.doubt, s.dropped = 0, 0
 			if !s.waitToReconnect(ctx, d) {
 				return nil, s.gaveUp(ctx, last)

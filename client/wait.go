@@ -133,7 +133,11 @@ func (l *live) closeNormally(ctx context.Context, code int, reason string) error
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	extend := ctx.Err() == nil
+	// Once ctx has ended, the wait is no longer extended.
+	done := ctx.Done()
+	if ctx.Err() != nil {
+		done = nil
+	}
 	for {
 		select {
 		case err := <-l.readErr:
@@ -150,11 +154,11 @@ func (l *live) closeNormally(ctx context.Context, code int, reason string) error
 			}
 			return l.noReply(fmt.Errorf("%w: the connection ended first (%v)", ErrNoCloseReply, err))
 		case <-l.got:
-			if extend {
+			if done != nil {
 				timer.Reset(wait)
 			}
-		case <-ctx.Done():
-			extend = false // closeAfter closes the connection in time
+		case <-done:
+			done = nil // closeAfter closes the connection in time
 		case <-timer.C:
 			l.c.Close()
 			<-l.readErr

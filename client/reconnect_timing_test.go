@@ -59,7 +59,7 @@ func TestReconnectTimings(t *testing.T) {
 		plans := []plan{{down: true}, {down: true}, {down: true},
 			{up: 2 * time.Second, echo: true}, // stable: back to the base wait
 			{up: 0}, {up: 0},                  // not: doubling
-			{up: time.Hour, echo: true}}       // until the test ends
+			{up: time.Hour, echo: true}} // until the test ends
 		var mu sync.Mutex
 		var dials []time.Time // when each dial happened
 		var ends []time.Time  // when each connection was closed by the server

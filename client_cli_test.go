@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -531,6 +532,59 @@ func TestClientCLIWaitForEchoes(t *testing.T) {
 				if r.status != 0 || r.stdout != "a\nb\n" {
 					t.Fatalf("status %d, stdout %q; want 0 and %q; stderr:\n%s", r.status, r.stdout, "a\nb\n", r.stderr)
 				}
+			}
+		})
+	}
+}
+
+// TestClientCLISend checks what the default mode sends: -file as one
+// message (binary, every byte value; text with -text; standard input with
+// -file -), -message instead of the time, and the first message at once.
+func TestClientCLISend(t *testing.T) {
+	t.Parallel()
+	url, _ := startCLIEcho(t)
+	dir := t.TempDir()
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	bin := filepath.Join(dir, "bytes.bin")
+	txt := filepath.Join(dir, "hello.txt")
+	if err := os.WriteFile(bin, all, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(txt, []byte("héllo\nworld"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		steps  []cliStep
+		want   string
+		status int
+		stderr string
+	}{
+		{name: "file_binary", args: []string{"-file", bin, "-show-binary", "hex"}, want: hex.EncodeToString(all) + "\n"},
+		{name: "file_binary_raw", args: []string{"-file", bin, "-show-binary", "raw"}, want: string(all) + "\n"},
+		{name: "file_text", args: []string{"-file", txt, "-text"}, want: "héllo\nworld\n"},
+		{name: "file_stdin", args: []string{"-file", "-", "-text"}, steps: []cliStep{{send: "from stdin"}}, want: "from stdin\n\n"},
+		{name: "file_text_not_utf8", args: []string{"-file", bin, "-text"}, status: 1,
+			stderr: "wsecho: -file " + bin + " is not valid UTF-8: drop -text to send it as binary"},
+		{name: "file_missing", args: []string{"-file", filepath.Join(dir, "nope")}, status: 1,
+			stderr: "wsecho: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{name: "message", args: []string{"-message", "hi there", "-count", "2", "-interval", "1ms"}, want: "hi there\nhi there\n"},
+		// -count 1 with an interval of an hour ends at once: the first
+		// message does not wait for the interval.
+		{name: "first_at_once", args: []string{"-message", "now", "-count", "1", "-interval", "1h"}, want: "now\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := runClientCLI(t, append(tc.args, url), tc.steps...)
+			if r.status != tc.status || r.stdout != tc.want {
+				t.Errorf("status %d, stdout %q; want %d and %q; stderr:\n%s", r.status, r.stdout, tc.status, tc.want, r.stderr)
+			}
+			if tc.stderr != "" && lastLine(r.stderr) != tc.stderr {
+				t.Errorf("stderr %q, want %q", lastLine(r.stderr), tc.stderr)
 			}
 		})
 	}

@@ -2,13 +2,19 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,6 +249,52 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("version", func(t *testing.T) {
+		out, err := exec.CommandContext(ctx, bin, "version").Output()
+		if err != nil {
+			t.Fatalf("wsecho version: %v", err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "wsecho ") || !strings.HasPrefix(lines[1], runtime.Version()+" ") {
+			t.Errorf("wsecho version printed %q, want the version, then %s and the platform", out, runtime.Version())
+		}
+		if out2, err := exec.CommandContext(ctx, bin, "-version").Output(); err != nil || string(out2) != string(out) {
+			t.Errorf("wsecho -version: %q, %v; want what wsecho version prints", out2, err)
+		}
+	})
+
+	// SIGINT ends the client within -close-wait (and the wire layer's
+	// second of linger) even when the server floods it with pings and never
+	// reads: the client's reading goroutine is stuck writing a pong, with
+	// the lock its Close needs. Before, the client hung until killed.
+	t.Run("sigint_ping_flood", func(t *testing.T) {
+		url, stalled := startPingFlood(t)
+		cl := startProc(t, bin, "client", "-interval", "10ms", "-close-wait", "500ms", url)
+		select {
+		case <-stalled:
+		case <-time.After(runTimeout):
+			t.Fatal("the flood never filled the connection")
+		}
+		start := time.Now()
+		if err := cl.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err, ok := cl.wait(runTimeout)
+		if !ok {
+			t.Fatalf("client did not exit within %v of SIGINT", runTimeout)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("client exited %v after SIGINT, want within -close-wait and a second", d)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("client after SIGINT: %v, want exit status 3 (the closing handshake did not complete)", err)
+		}
+		if !strings.Contains(cl.stderr.String(), "closing handshake incomplete: the server did not answer our close") {
+			t.Errorf("stderr does not say that the closing handshake is incomplete:\n%s", cl.stderr)
+		}
+	})
+
 	// Ctrl-C ends the client with a closing handshake and status 0; SIGTERM
 	// shuts the server down with status 0. A tapping proxy between them
 	// shows the Close frames.
@@ -298,6 +350,56 @@ func TestBinary(t *testing.T) {
 			t.Errorf("server after SIGTERM: %v, want exit status 0; stderr:\n%s", err, srv.stderr)
 		}
 	})
+}
+
+// startPingFlood starts a server that answers the opening handshake, then
+// writes pings and never reads. stalled is closed once its writes have not
+// gone through for 200 ms: the client has stopped reading.
+func startPingFlood(t *testing.T) (url string, stalled <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { ln.Close() })
+	wg.Go(func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.(*net.TCPConn).SetReadBuffer(4096)
+		deadline := time.Now().Add(runTimeout)
+		nc.SetReadDeadline(deadline)
+		req, err := http.ReadRequest(bufio.NewReader(nc))
+		if err != nil {
+			t.Errorf("flood server: %v", err)
+			return
+		}
+		accept := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			base64.StdEncoding.EncodeToString(accept[:]))
+		ping := wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Opcode: wsframe.OpPing}, bytes.Repeat([]byte("p"), 125))
+		batch := bytes.Repeat(ping, 512)
+		for stalledOnce := false; time.Now().Before(deadline); {
+			nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			_, err := nc.Write(batch)
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				if !stalledOnce {
+					stalledOnce = true
+					close(st)
+				}
+			case err != nil:
+				return
+			}
+		}
+	})
+	return "ws://" + ln.Addr().String() + "/echo", st
 }
 
 // proc is a running subprocess whose output is collected in lines.

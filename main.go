@@ -707,6 +707,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case cfg.Rate < 0:
 		return &usageError{"-rate must not be negative"}
 	}
+	warnServerLog(ctx, cfg.URL, stderr)
 	var progress func(bench.Progress)
 	if isTerminal(stderr) {
 		progress = func(p bench.Progress) {
@@ -732,7 +733,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if r.Rate > 0 {
 		loop = fmt.Sprintf("%g msg/s per connection", r.Rate)
 	}
-	l := r.Latency
+	l := r.Latency.Rounded()
 	fmt.Fprintf(stdout, "%s: %d conns, %d-byte %s messages, %.1fs, %s\n", r.URL, r.Conns, r.Size, kind, r.Seconds, loop)
 	fmt.Fprintf(stdout, "round trips  %d (%.1f/s)\n", r.RoundTrips, r.PerSecond)
 	fmt.Fprintf(stdout, "throughput   %.2f MB/s each way\n", r.MBpsOut)
@@ -743,6 +744,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// warnServerLog warns when the server is wsecho's and logs every message:
+// the run then measures the log as much as the server.
+func warnServerLog(ctx context.Context, target string, stderr io.Writer) {
+	if !strings.HasPrefix(target, "ws://") && !strings.HasPrefix(target, "wss://") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if info, err := client.Probe(ctx, target, client.Options{}); err == nil && info.LogsEveryMessage {
+		fmt.Fprintln(stderr, "warning: the server writes a log line for every message (wsecho server at -log-level info), "+
+			"so this measures its logging too; start it with -log-level warn")
+	}
 }
 
 // isTerminal reports whether w is a terminal.

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 
 	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
+	"wsecho/server"
 )
 
 // runTimeout bounds every wait in these tests.
@@ -507,4 +510,57 @@ func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
+}
+
+// TestMain_Bench runs wsecho bench briefly against our server at each log
+// level: percentiles with three significant figures, and a warning only
+// when the server logs every message.
+func TestMain_Bench(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		level string
+		warn  bool
+	}{{"info", true}, {"warn", false}} {
+		t.Run("log_level="+tc.level, func(t *testing.T) {
+			t.Parallel()
+			h := server.New(server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: levelOf(tc.level)}))})
+			ts := httptest.NewServer(server.NewMux(h, nil))
+			t.Cleanup(func() { ts.Close(); h.Shutdown(context.Background()) })
+			url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/echo"
+			var stdout, stderr strings.Builder
+			if err := run(t.Context(), []string{"bench", "-url", url, "-duration", "200ms"}, &stdout, &stderr); err != nil {
+				t.Fatalf("bench: %v; stderr:\n%s", err, stderr.String())
+			}
+			if got := strings.Contains(stderr.String(), "warning: the server writes a log line for every message"); got != tc.warn {
+				t.Errorf("warning %v, want %v; stderr:\n%s", got, tc.warn, stderr.String())
+			}
+			var latency string
+			for l := range strings.Lines(stdout.String()) {
+				if rest, ok := strings.CutPrefix(l, "latency"); ok {
+					latency = rest
+				}
+			}
+			fields := strings.Fields(latency) // p50 D p90 D ...
+			if len(fields) != 10 {
+				t.Fatalf("latency line %q, want five percentiles", latency)
+			}
+			for i := 1; i < len(fields); i += 2 {
+				digits := strings.TrimLeft(strings.Map(func(r rune) rune {
+					if r >= '0' && r <= '9' {
+						return r
+					}
+					return -1
+				}, fields[i]), "0")
+				if len(digits) > 3 {
+					t.Errorf("%s %s has more than three significant figures", fields[i-1], fields[i])
+				}
+			}
+		})
+	}
+}
+
+func levelOf(s string) slog.Level {
+	var l slog.Level
+	l.UnmarshalText([]byte(s))
+	return l
 }

@@ -96,8 +96,10 @@ type Options struct {
 	// lines are shown with "> ", received messages with "< ", and lines
 	// starting with "/" are commands (/help lists them). Run turns it on by
 	// itself when Lines is set, JSON is not, and the input is a terminal; it
-	// then also puts the terminal in raw mode, so that received messages
-	// never garble the line being typed.
+	// then also puts the terminal in raw mode and edits the line with
+	// golang.org/x/term (cursor keys, history), so that received messages
+	// never garble the line being typed. Received binary is marked
+	// ("< [binary 4 B] 000102ff").
 	Interactive bool
 
 	// Binary makes Run send binary messages instead of text.
@@ -135,7 +137,10 @@ type Options struct {
 
 	// CloseWait bounds how long Run waits for the server's Close after
 	// sending its own; the wait restarts with every message that arrives in
-	// the meantime. If 0, one second.
+	// the meantime, except after ctx has ended (Ctrl-C): then Run returns
+	// within CloseWait whatever the server does (plus up to
+	// wsframe.LingerTimeout on a failed connection), closing the connection
+	// if a write is stuck. If 0, one second.
 	CloseWait time.Duration
 
 	// Ping, if positive, makes Run send a ping at that interval; when no
@@ -457,12 +462,12 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // Run runs the client over conn until the connection ends, and prints
 // what it receives to out. Which mode it runs depends on conn's Options:
 //
-//   - by default, the classic echo client: it sends the current time every
-//     Interval and prints every message; when ctx ends, or after Count
-//     messages have been sent and echoed, it closes normally;
+//   - by default, the classic echo client: it sends the current time (or
+//     Message) at once and then every Interval, and prints every message;
+//     when ctx ends it closes normally, and after Count messages it waits
+//     for the replies (see Options.Wait), then closes normally;
 //   - with Lines, it sends each line of in as one message (without its line
-//     ending) and closes normally at the end of in, after which it waits for
-//     the closing handshake, so every echo is printed;
+//     ending); at the end of in it waits for the replies, then closes;
 //   - with Interactive (or Lines and a terminal on in), the same with
 //     prompts and slash commands.
 //
@@ -492,12 +497,12 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // server does on shutdown, after echoing what it received), every line is
 // echoed exactly once. A server that does not echo gets the lines it had
 // not answered when it closed a second time. The first dial is the
-// caller's: Run never retries it.
+// caller's: Run never retries it (Connect does).
 //
 // Run returns nil after a normal closure (the server closed with 1000 or no
-// code, or Run closed and the handshake completed or timed out), and a
-// *CloseError when the server closed with another code, broke the
-// protocol, or the connection dropped. It closes conn, and returns only
+// code, or Run closed and the server answered), and a *CloseError when the
+// server closed with another code, broke the protocol, the connection
+// dropped, or the server did not answer Run's Close (ErrNoCloseReply). It closes conn, and returns only
 // after its reading goroutine has exited; conn must not be used
 // concurrently by the caller. The goroutine that reads in stops when Run
 // returns if in has a SetReadDeadline method that works (a pipe, or a

@@ -2,16 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -374,33 +369,13 @@ func startPingFlood(t *testing.T) (url string, stalled <-chan struct{}) {
 			return
 		}
 		defer nc.Close()
-		nc.(*net.TCPConn).SetReadBuffer(4096)
 		deadline := time.Now().Add(runTimeout)
 		nc.SetReadDeadline(deadline)
-		req, err := http.ReadRequest(bufio.NewReader(nc))
-		if err != nil {
+		if _, _, err := testpeer.AcceptHandshake(nc); err != nil {
 			t.Errorf("flood server: %v", err)
 			return
 		}
-		accept := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-			base64.StdEncoding.EncodeToString(accept[:]))
-		ping := wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Opcode: wsframe.OpPing}, bytes.Repeat([]byte("p"), 125))
-		batch := bytes.Repeat(ping, 512)
-		for stalledOnce := false; time.Now().Before(deadline); {
-			nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-			_, err := nc.Write(batch)
-			var ne net.Error
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				if !stalledOnce {
-					stalledOnce = true
-					close(st)
-				}
-			case err != nil:
-				return
-			}
-		}
+		testpeer.FloodPings(nc, deadline, st)
 	})
 	return "ws://" + ln.Addr().String() + "/echo", st
 }

@@ -1,21 +1,17 @@
 package client
 
 import (
-	"bufio"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
 	"wsecho/internal/wsmsg"
 )
@@ -38,7 +34,7 @@ func acceptOne(t *testing.T) string {
 		}
 		defer nc.Close()
 		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		br, err := acceptHandshake(nc)
+		_, br, err := testpeer.AcceptHandshake(nc)
 		if err != nil {
 			t.Errorf("handshake: %v", err)
 			return
@@ -46,20 +42,6 @@ func acceptOne(t *testing.T) string {
 		io.Copy(io.Discard, br)
 	})
 	return "ws://" + ln.Addr().String() + "/"
-}
-
-// acceptHandshake answers the client's opening handshake on nc, and
-// returns the reader to read its frames from.
-func acceptHandshake(nc net.Conn) (*bufio.Reader, error) {
-	br := bufio.NewReader(nc)
-	req, err := http.ReadRequest(br)
-	if err != nil {
-		return nil, err
-	}
-	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	_, err = fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-		base64.StdEncoding.EncodeToString(h[:]))
-	return br, err
 }
 
 // TestWriteFailedKeepsLine checks the write-failure path of line mode with

@@ -90,7 +90,7 @@ func TestReconnectTimings(t *testing.T) {
 				cl, srv := net.Pipe()
 				wg.Go(func() {
 					defer srv.Close()
-					br, err := acceptHandshake(srv)
+					_, br, err := testpeer.AcceptHandshake(srv)
 					if err != nil {
 						return
 					}

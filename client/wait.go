@@ -74,28 +74,14 @@ func (l *live) endOfInput(ctx context.Context) error {
 		wait = defaultWait
 	}
 	var idle <-chan time.Time
+	var t *time.Timer
 	if wait > 0 {
-		t := time.NewTimer(wait)
+		t = time.NewTimer(wait)
 		defer t.Stop()
 		idle = t.C
-		for int64(l.sent) > l.recv.Load() {
-			select {
-			case <-ctx.Done():
-				return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
-			case err := <-l.readErr:
-				return l.ended(err)
-			case pg := <-l.c.pongs:
-				l.pong(pg)
-			case <-l.got:
-				t.Reset(wait) // nothing arrived for wait: restart
-			case <-idle:
-				return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
-			}
-		}
-		return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
 	}
 	// A negative wait: until the server closes (or Ctrl-C).
-	for {
+	for wait < 0 || int64(l.sent) > l.recv.Load() {
 		select {
 		case <-ctx.Done():
 			return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
@@ -104,8 +90,14 @@ func (l *live) endOfInput(ctx context.Context) error {
 		case pg := <-l.c.pongs:
 			l.pong(pg)
 		case <-l.got:
+			if t != nil {
+				t.Reset(wait) // nothing arrived for wait: restart
+			}
+		case <-idle:
+			return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
 		}
 	}
+	return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
 }
 
 // closeNormally sends a Close with code and reason and waits for the

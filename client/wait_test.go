@@ -10,40 +10,10 @@ import (
 	"time"
 
 	"wsecho/client"
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
 	"wsecho/server"
 )
-
-// floodPings writes pings to rc and never reads, until the connection
-// fails; stalled is closed once a write has not gone through for 200 ms:
-// the client has stopped reading, because its answer to a ping is stuck
-// behind pongs the server does not read.
-func floodPings(rc *rawConn, stalled chan<- struct{}) {
-	if tc, ok := rc.nc.(*net.TCPConn); ok {
-		tc.SetReadBuffer(4096) // fill up sooner
-	}
-	ping := wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Opcode: wsframe.OpPing}, []byte(strings.Repeat("p", 125)))
-	var batch []byte
-	for range 512 {
-		batch = append(batch, ping...)
-	}
-	deadline := time.Now().Add(waitTimeout)
-	once := false
-	for time.Now().Before(deadline) {
-		rc.nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, err := rc.nc.Write(batch)
-		var ne net.Error
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			if !once {
-				once = true
-				close(stalled)
-			}
-		case err != nil:
-			return
-		}
-	}
-}
 
 // TestInterruptDuringPingFlood checks that Ctrl-C ends the client within
 // CloseWait whatever the server does, here a server that floods pings and
@@ -53,7 +23,7 @@ func floodPings(rc *rawConn, stalled chan<- struct{}) {
 func TestInterruptDuringPingFlood(t *testing.T) {
 	t.Parallel()
 	stalled := make(chan struct{})
-	rs := startRaw(t, func(i int, rc *rawConn) { floodPings(rc, stalled) })
+	rs := startRaw(t, func(i int, rc *rawConn) { testpeer.FloodPings(rc.nc, time.Now().Add(waitTimeout), stalled) })
 	ctx, cancel := context.WithCancel(t.Context())
 	const closeWait = 200 * time.Millisecond
 	wait := startRun(t, ctx, rs.url, client.Options{Interval: 10 * time.Millisecond, CloseWait: closeWait}, nil, newOutput())

@@ -172,6 +172,36 @@ func watchScreen(t *testing.T, master *os.File) (screen *output, waitScreen func
 	return screen, waitScreen, typeKeys
 }
 
+// pushed is a message a test has the server send.
+type pushed struct {
+	op   byte
+	data []byte
+}
+
+// startPushEcho starts a raw echo server (onText as for rawConn.echo) that
+// also sends what the test pushes.
+func startPushEcho(t *testing.T, onText func(string) bool) (*rawServer, chan<- pushed) {
+	push := make(chan pushed)
+	rs := startRaw(t, func(i int, rc *rawConn) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case m := <-push:
+					rc.writeFrame(m.op, m.data)
+				case <-done:
+					return
+				}
+			}
+		})
+		rc.echo(t, onText)
+		close(done)
+		wg.Wait()
+	})
+	return rs, push
+}
+
 // TestTerminalSession drives interactive mode through a pseudo-terminal,
 // as a person would: the prompt, typing, a message that arrives in the
 // middle of a typed line (which must come out above it, with the typed
@@ -180,24 +210,7 @@ func TestTerminalSession(t *testing.T) {
 	t.Parallel()
 	master, tty := openPTY(t)
 
-	push := make(chan string)
-	rs := startRaw(t, func(i int, rc *rawConn) {
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case s := <-push:
-					rc.writeFrame(wsframe.OpText, []byte(s))
-				case <-done:
-					return
-				}
-			}
-		})
-		rc.echo(t, nil)
-		close(done)
-		wg.Wait()
-	})
+	rs, push := startPushEcho(t, nil)
 
 	screen, waitScreen, typeKeys := watchScreen(t, master)
 
@@ -207,7 +220,7 @@ func TestTerminalSession(t *testing.T) {
 	typeKeys("hel")
 	// Raw mode: the editor echoes once; the terminal itself echoes nothing.
 	waitScreen("typing", connected, "> hel")
-	push <- "news"
+	push <- pushed{wsframe.OpText, []byte("news")}
 	waitScreen("message while typing", connected, "< news", "> hel")
 	typeKeys("lo\r")
 	waitScreen("echo", connected, "< news", "> hello", "< hello", "> ")
@@ -263,25 +276,8 @@ func TestTerminalInterrupt(t *testing.T) {
 func TestTerminalEditing(t *testing.T) {
 	t.Parallel()
 	master, tty := openPTY(t)
-	push := make(chan []byte)
 	seen := make(chan string, 16)
-	rs := startRaw(t, func(i int, rc *rawConn) {
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case m := <-push:
-					rc.writeFrame(wsframe.OpBinary, m)
-				case <-done:
-					return
-				}
-			}
-		})
-		rc.echo(t, func(p string) bool { seen <- p; return true })
-		close(done)
-		wg.Wait()
-	})
+	rs, push := startPushEcho(t, func(p string) bool { seen <- p; return true })
 	_, waitScreen, typeKeys := watchScreen(t, master)
 	wait := startRun(t, t.Context(), rs.url, client.Options{Lines: true}, tty, tty)
 	connected := "* connected to " + rs.url + "; /help lists the commands"
@@ -311,7 +307,7 @@ func TestTerminalEditing(t *testing.T) {
 	// A message while the cursor is mid-line: typing goes on where it was.
 	typeKeys("abc" + left)
 	waitScreen("mid-line", connected, "> world", "< world", "> a<helXYlo>e", "< a<helXYlo>e", "> abc")
-	push <- []byte{0, 1, 2, 0xff}
+	push <- pushed{wsframe.OpBinary, []byte{0, 1, 2, 0xff}}
 	waitScreen("binary while editing", connected, "> world", "< world", "> a<helXYlo>e", "< a<helXYlo>e",
 		"< [binary 4 B] 000102ff", "> abc")
 	typeKeys("X\r")

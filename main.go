@@ -239,9 +239,9 @@ start the server with -log-level warn to measure the server, not its log.`,
 			{"load", []string{"conns", "size", "duration", "rate", "binary"}},
 			{"output", []string{"json"}},
 		},
-		examples: `  wsecho server -log-level warn &
-  wsecho bench -conns 50 -duration 10s
-  wsecho bench -url ws://localhost:8080/echo -conns 10 -size 4096 -rate 100 -json`,
+		examples: `  wsecho bench -conns 50 -duration 10s        # against wsecho server -log-level warn
+  wsecho bench -url ws://localhost:8080/echo -conns 10 -size 4096 -rate 100 -json
+  wsecho bench -url tcp://localhost:9000 -conns 8      # a plain TCP echo server, for comparison`,
 		exit: `  0  the run completed (errors, if any, are in the report)
   1  could not connect at all
   2  bad command line`,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
@@ -237,6 +238,10 @@ func TestBinary(t *testing.T) {
 			f := strings.Fields(l)
 			if len(f) >= 2 && f[0] == "dep" && f[1] == "golang.org/x/net" {
 				xnet = true
+			}
+			// x/term for the client's line editor, and x/sys, which it needs.
+			if len(f) >= 2 && f[0] == "dep" && f[1] != "golang.org/x/net" && f[1] != "golang.org/x/term" && f[1] != "golang.org/x/sys" {
+				t.Errorf("go version -m lists a dependency beyond x/net, x/term and x/sys: %q", l)
 			}
 			if strings.Contains(l, "gorilla") {
 				t.Errorf("go version -m lists gorilla: %q", l)
@@ -538,4 +543,56 @@ func levelOf(s string) slog.Level {
 	var l slog.Level
 	l.UnmarshalText([]byte(s))
 	return l
+}
+
+// TestMain_Help checks each command's help: a synopsis, every flag of the
+// command once (a flag in no group is listed under "other flags"),
+// examples and the exit statuses.
+func TestMain_Help(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"server", "client", "bench"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr strings.Builder
+			if err := run(t.Context(), []string{"help", cmd}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("help %s: %v", cmd, err)
+			}
+			help := stdout.String()
+			for _, want := range []string{"usage: wsecho " + cmd + " [flags]", "\nexamples:\n  wsecho", "\nexit status:\n  0  "} {
+				if !strings.Contains(help, want) {
+					t.Errorf("help has no %q:\n%s", want, help)
+				}
+			}
+			_, examples, _ := strings.Cut(help, "\nexamples:\n")
+			examples, _, _ = strings.Cut(examples, "\n\n")
+			if n := strings.Count(examples, "wsecho "+cmd); n < 3 {
+				t.Errorf("%d examples, want 3 or more:\n%s", n, examples)
+			}
+			// Every flag, once: parse -h on a throwaway run to list them.
+			var fs *flag.FlagSet
+			var hr *helpRequest
+			if err := runCommandFlags(cmd); errors.As(err, &hr) {
+				fs = hr.fs
+			} else {
+				t.Fatalf("-h: %v", err)
+			}
+			fs.VisitAll(func(f *flag.Flag) {
+				if n := strings.Count(help, "\n  -"+f.Name+" ")+strings.Count(help, "\n  -"+f.Name+"\n"); n != 1 {
+					t.Errorf("flag -%s listed %d times", f.Name, n)
+				}
+			})
+		})
+	}
+}
+
+// runCommandFlags runs a command with -h, for its flag set.
+func runCommandFlags(cmd string) error {
+	var out strings.Builder
+	switch cmd {
+	case "server":
+		return runServer(context.Background(), []string{"-h"}, &out, &out)
+	case "client":
+		return runClient(context.Background(), []string{"-h"}, nil, &out, &out)
+	}
+	return runBench(context.Background(), []string{"-h"}, &out, &out)
 }

@@ -577,7 +577,7 @@ func TestMain_Help(t *testing.T) {
 				t.Fatalf("-h: %v", err)
 			}
 			fs.VisitAll(func(f *flag.Flag) {
-				if n := strings.Count(help, "\n  -"+f.Name+" ")+strings.Count(help, "\n  -"+f.Name+"\n"); n != 1 {
+				if n := strings.Count(help, "\n  -"+f.Name+" ") + strings.Count(help, "\n  -"+f.Name+"\n"); n != 1 {
 					t.Errorf("flag -%s listed %d times", f.Name, n)
 				}
 			})

@@ -131,6 +131,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pingInterval := fs.Duration("ping-interval", 30*time.Second, "how often each connection gets a ping (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close a connection with 1001 when nothing has arrived on it for this long (0: never)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for closing handshakes")
+	behaviours := fs.Bool("behaviours", true, "let clients choose behaviours on /echo with query parameters (delay=, fragment=, close=, push=, ...); false: a plain echo")
+	tickInterval := fs.Duration("tick-interval", time.Second, "time between two ticks on /ticks and /sse")
+	tickSeed := fs.Int64("tick-seed", 0, "seed of the tick stream; servers with the same seed and interval serve the same ticks")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve wss://")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	var level slog.Level
@@ -152,6 +155,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{"-ping-interval must be shorter than -idle-timeout, or idle clients that answer pings are closed"}
 	case *shutdownTimeout <= 0:
 		return &usageError{"-shutdown-timeout must be positive"}
+	case *tickInterval < time.Millisecond:
+		return &usageError{"-tick-interval must be at least 1ms"}
 	case (*certFile == "") != (*keyFile == ""):
 		return &usageError{"-tls-cert and -tls-key go together"}
 	}
@@ -173,6 +178,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		HandshakeTimeout: *handshakeTimeout,
 		PingInterval:     *pingInterval,
 		IdleTimeout:      *idleTimeout,
+
+		DisableBehaviours: !*behaviours,
+		TickInterval:      *tickInterval,
+		TickSeed:          *tickSeed,
 	}
 	if *origins != "" {
 		opts.CheckOrigin = server.AllowOrigins(strings.Split(*origins, ","))

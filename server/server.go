@@ -69,6 +69,18 @@ type Options struct {
 	// Logger receives one line per connection and per message. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+
+	// DisableBehaviours makes /echo ignore its query parameters (delay=,
+	// fragment=, and the others in behaviour.go): a plain echo.
+	DisableBehaviours bool
+
+	// TickInterval is the time between two ticks on /ticks and /sse. If
+	// 0, one second.
+	TickInterval time.Duration
+
+	// TickSeed chooses the tick stream; servers with the same seed and
+	// interval serve the same ticks.
+	TickSeed int64
 }
 
 // drainGrace is how long a connection must be quiet, once shutdown has
@@ -104,6 +116,10 @@ type Handler struct {
 
 	metrics *metrics
 	epoch   time.Time // New's time: h.clock() counts from it
+	ticks   tickSource
+
+	streamsDone chan struct{} // closed when SSE streams must end
+	streamsOnce sync.Once
 
 	mu      sync.Mutex
 	closing bool
@@ -129,8 +145,12 @@ func New(opts Options) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.TickInterval <= 0 {
+		opts.TickInterval = defaultTickInterval
+	}
 	now := time.Now()
-	return &Handler{opts: opts, log: log, metrics: newMetrics(now), epoch: now, conns: make(map[*conn]struct{})}
+	return &Handler{opts: opts, log: log, metrics: newMetrics(now), epoch: now, conns: make(map[*conn]struct{}),
+		ticks: tickSource{seed: opts.TickSeed, interval: opts.TickInterval}, streamsDone: make(chan struct{})}
 }
 
 // clock returns the monotonic time since New.
@@ -189,6 +209,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, status, reason, msg)
 		return
 	}
+	b, err := h.behaviours(r)
+	if err != nil {
+		h.reject(w, r, http.StatusBadRequest, rejectParam, "websocket: "+err.Error())
+		return
+	}
 	if reason := h.acquire(); reason != "" {
 		msg, retry := "websocket: server is shutting down", "1"
 		if reason == rejectLimit {
@@ -209,6 +234,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	nc.SetDeadline(time.Time{})
 	c := h.newConn(nc, socketReader(nc, brw))
+	c.b = b
 	h.track(c, true)
 	defer h.track(c, false)
 
@@ -229,7 +255,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	srv.ServeHTTP(&hijacked{
 		ResponseWriter: w,
 		conn:           c.wc,
-		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c, xnetWriteBuffer)),
+		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c.writer(), xnetWriteBuffer)),
 	}, r)
 }
 
@@ -325,7 +351,7 @@ func (h *Handler) serve(ws *websocket.Conn, c *conn) {
 	c.startKeepalive()
 	var st stats
 	start := time.Now()
-	err := h.echo(ws, wc, log, &st)
+	err := h.converse(ws, c, log, &st)
 	c.stopKeepalive()
 	if c.isDraining() && errors.Is(err, os.ErrDeadlineExceeded) && !wc.CloseSent() {
 		// Shutdown's time ran out in the middle of a message: say so,
@@ -343,7 +369,8 @@ type stats struct {
 	bytesIn, bytesOut int64
 }
 
-func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, st *stats) error {
+func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
+	wc := c.wc
 	var m wsmsg.Message
 	logRecv := log.Enabled(context.Background(), slog.LevelInfo)
 	for {
@@ -361,6 +388,7 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		if logRecv {
 			log.Info("recv", "type", typeName(m.Type), "bytes", len(m.Data), "data", preview(m.Type, m.Data))
 		}
+		c.beforeEcho()
 		err = wsmsg.Codec.Send(ws, &m)
 		n := int64(len(m.Data))
 		if buf != nil {
@@ -374,6 +402,9 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		st.bytesOut += n
 		h.metrics.msgsOut.Add(1)
 		h.metrics.bytesOut.Add(n)
+		if err := c.afterEcho(ws); err != nil {
+			return err
+		}
 	}
 }
 
@@ -430,6 +461,7 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 		"msgs_in", st.msgsIn, "bytes_in", st.bytesIn, "msgs_out", st.msgsOut, "bytes_out", st.bytesOut}
 	wc, m := c.wc, h.metrics
 	var pe *wsframe.Error
+	var be *behaviourEnd
 	code, _, peerClosed := wc.PeerClose()
 	if peerClosed {
 		m.received(code)
@@ -444,6 +476,8 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 	case errors.Is(err, errWentAway):
 		m.sent(wsframe.CloseGoingAway)
 		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "shutdown")...)
+	case errors.As(err, &be):
+		be.logEnd(log, m, attrs)
 	case peerClosed:
 		if wc.CloseSent() {
 			m.sent(code) // the echo of the peer's Close
@@ -544,6 +578,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	h.closing, h.end, h.drainBy = true, end, drainDeadline(end)
+	h.endStreams()
 	for c := range h.conns {
 		c.drain(drainGrace, h.drainBy)
 	}

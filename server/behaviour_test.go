@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"expvar"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -311,3 +313,134 @@ func TestBehaviourClients(t *testing.T) {
 }
 
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+// TestBehaviourDelay: echoes wait delay= each, stay in order, and a delay
+// longer than the idle timeout does not trip it.
+func TestBehaviourDelay(t *testing.T) {
+	t.Parallel()
+	s := startEcho(t, Options{IdleTimeout: 300 * time.Millisecond})
+	p := dialPeerConn(t, "gorilla", s.url+"?delay=500ms")
+	start := time.Now()
+	for _, m := range []string{"1", "2", "3"} {
+		if err := p.send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range []string{"1", "2", "3"} {
+		_, got, code, err := p.recv()
+		if err != nil || code != 0 || got != want {
+			t.Fatalf("echo %d: got %q, close %d, %v; want %q", i, got, code, err, want)
+		}
+		// A lower bound only: the echoes cannot come sooner, however
+		// loaded the machine.
+		if d, min := time.Since(start), time.Duration(i+1)*500*time.Millisecond; d < min {
+			t.Errorf("echo %d after %v, want at least %v", i, d, min)
+		}
+	}
+}
+
+// TestBehaviourPush: pushes come unasked, padded to push-size, between the
+// echoes.
+func TestBehaviourPush(t *testing.T) {
+	t.Parallel()
+	s := startEcho(t, Options{})
+	for _, impl := range []string{"wsecho", "gorilla"} {
+		t.Run("impl="+impl, func(t *testing.T) {
+			p := dialPeerConn(t, impl, s.url+"?push=100ms&push-size=300")
+			var pushes, echoes int
+			for i := 0; pushes < 3 || echoes < 1; i++ {
+				if i == 1 {
+					p.send("mine")
+				}
+				_, data, code, err := p.recv()
+				if err != nil || code != 0 {
+					t.Fatalf("after %d pushes: close %d, %v", pushes, code, err)
+				}
+				if data == "mine" {
+					echoes++
+					continue
+				}
+				var tk struct {
+					Seq                    int64
+					Open, High, Low, Close float64
+				}
+				if err := json.Unmarshal([]byte(data), &tk); err != nil || len(data) != 300 || tk.High < tk.Low {
+					t.Fatalf("push %d: %d bytes %q (%v), want a 300-byte tick", pushes, len(data), data, err)
+				}
+				pushes++
+			}
+		})
+	}
+	t.Run("time", func(t *testing.T) {
+		p := dialPeerConn(t, "gorilla", s.url+"?push=100ms")
+		_, data, _, err := p.recv()
+		if _, perr := time.Parse(time.RFC3339Nano, data); err != nil || perr != nil {
+			t.Errorf("push: %q, %v, %v; want the time", data, err, perr)
+		}
+	})
+}
+
+// TestBehaviourPing: ping= replaces the server's ping interval.
+func TestBehaviourPing(t *testing.T) {
+	t.Parallel()
+	s := startEcho(t, Options{PingInterval: time.Hour})
+	c := s.dialURL(t, s.url+"?ping=100ms")
+	pings := make(chan struct{}, 10)
+	c.SetPingHandler(func(string) error {
+		select {
+		case pings <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	go c.ReadMessage() // runs the ping handler; ends with the cleanup's Close
+	for i := range 3 {
+		select {
+		case <-pings:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("ping %d: none within 10s", i)
+		}
+	}
+}
+
+// TestBehaviourShutdown: shutdown cuts a delay short and stops pushes; the
+// connection gets its echo and Close 1001.
+func TestBehaviourShutdown(t *testing.T) {
+	t.Parallel()
+	s := startEcho(t, Options{})
+	c := s.dialURL(t, s.url+"?delay=30s&push=1h")
+	c.WriteMessage(gorilla.TextMessage, []byte("late"))
+	for deadline := time.Now().Add(10 * time.Second); s.h.metrics.msgsIn.Value() == 0; runtime.Gosched() {
+		if time.Now().After(deadline) { // wait until the message is in the delay
+			t.Fatal("message not received within 10s")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.h.Shutdown(ctx) }()
+	_, b, err := c.ReadMessage()
+	if err != nil || string(b) != "late" {
+		t.Fatalf("echo: %q, %v", b, err)
+	}
+	_, _, err = c.ReadMessage()
+	var ce *gorilla.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1001 {
+		t.Errorf("after the echo: %v, want Close 1001", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// dialURL connects a gorilla client to url; the cleanup closes it.
+func (s *testServer) dialURL(t *testing.T, url string) *gorilla.Conn {
+	t.Helper()
+	c, _, err := gorilla.DefaultDialer.DialContext(t.Context(), url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c
+}

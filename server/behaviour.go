@@ -313,9 +313,9 @@ func (c *conn) afterEcho(ws *websocket.Conn) error {
 // behaviourEnd is how after=N ended a connection: a Close with code, or a
 // drop (code 1006) with no Close frame.
 type behaviourEnd struct {
-	code   int
-	reason string
-	err    error // reading the peer's answer to our Close
+	code int
+	why  string // for the log: "close=1013", "drop=1", "from out of reach"
+	err  error  // reading the peer's answer to our Close
 }
 
 func (e *behaviourEnd) Error() string {
@@ -340,9 +340,12 @@ func (c *conn) end(ws *websocket.Conn) error {
 		nc.SetReadDeadline(time.Now().Add(behaviourClose))
 		io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
 		nc.Close()
-		return &behaviourEnd{code: wsframe.CloseAbnormal}
+		return &behaviourEnd{code: wsframe.CloseAbnormal, why: "drop=1"}
 	}
-	e := &behaviourEnd{code: b.closeCode, reason: b.reason}
+	e := &behaviourEnd{code: b.closeCode, why: "close=" + strconv.Itoa(b.closeCode)}
+	if b.ticks {
+		e.why = "from out of reach"
+	}
 	nc.SetWriteDeadline(time.Now().Add(behaviourClose))
 	if e.err = wc.WriteClose(b.closeCode, b.reason); e.err != nil {
 		return e
@@ -360,11 +363,10 @@ func (c *conn) end(ws *websocket.Conn) error {
 func (e *behaviourEnd) logEnd(log *slog.Logger, m *metrics, attrs []any) {
 	if e.code == wsframe.CloseAbnormal {
 		m.dropped.Add(1)
-		log.Info("closed", append(attrs, "code", e.code, "by", "server", "reason", "drop=1")...)
-		return
+	} else {
+		m.sent(e.code)
 	}
-	m.sent(e.code)
-	log.Info("closed", append(attrs, "code", e.code, "by", "server", "reason", "close="+strconv.Itoa(e.code))...)
+	log.Info("closed", append(attrs, "code", e.code, "by", "server", "reason", e.why)...)
 }
 
 // pusher sends messages on its own goroutine: the k-th (from 0) at

@@ -148,6 +148,8 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"client_negative_count", []string{"client", "-count", "-1"}, 2},
 		{"client_zero_interval", []string{"client", "-interval", "0s"}, 2},
 		{"server_extra_arg", []string{"server", "extra"}, 2},
+		{"server_zero_tick_interval", []string{"server", "-tick-interval", "0s"}, 2},
+		{"server_bad_behaviours", []string{"server", "-behaviours=maybe"}, 2},
 		{"help", []string{"-h"}, 0},
 		{"server_help", []string{"server", "-h"}, 0},
 		{"client_help", []string{"client", "-h"}, 0},

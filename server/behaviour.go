@@ -278,8 +278,7 @@ func (h *Handler) pushMessage(size int) func(int64) []byte {
 	}
 }
 
-// beforeEcho waits out delay=, if asked, and reports whether to echo. The
-// wait counts as a sign of life, so that a delayed echo never trips the
+// beforeEcho waits out delay=, if asked. The wait counts as a sign of life, so that a delayed echo never trips the
 // idle timeout; it ends early when shutdown begins.
 func (c *conn) beforeEcho() {
 	b := c.b

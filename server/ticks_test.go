@@ -183,7 +183,7 @@ func getSSE(t *testing.T, url string, hdr map[string]string) *http.Response {
 // limit, and the end of the stream at shutdown.
 func TestSSE(t *testing.T) {
 	t.Parallel()
-	s := startEcho(t, Options{TickInterval: 20 * time.Millisecond, MaxConns: 2,
+	s := startEcho(t, Options{TickInterval: 20 * time.Millisecond, MaxConns: 3,
 		CheckOrigin: AllowOrigins([]string{"http://page.example"})})
 	url := s.ts.URL + "/sse"
 
@@ -203,7 +203,6 @@ func TestSSE(t *testing.T) {
 		}
 	}
 	last, _ := strconv.ParseInt(evs[2].id, 10, 64)
-	resp.Body.Close()
 
 	resp = getSSE(t, url, map[string]string{"Last-Event-ID": evs[2].id, "Origin": "http://page.example"})
 	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://page.example" {
@@ -214,13 +213,13 @@ func TestSSE(t *testing.T) {
 		t.Errorf("resumed after %d at %q, want %d", last, ev.id, last+1)
 	}
 
-	// At the limit (this stream and one more), a third gets 503.
+	// At the limit (these two streams and one more), a fourth gets 503.
 	gap := getSSE(t, url, map[string]string{"Last-Event-ID": "3"})
 	if ev := readEvents(t, bufio.NewReader(gap.Body), 1)[0]; ev.event != "gap" || !strings.Contains(ev.data, "older than") {
 		t.Errorf("Last-Event-ID out of reach: %+v, want a gap event", ev)
 	}
 	if r := getSSE(t, url, nil); r.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("third stream: %s, want 503", r.Status)
+		t.Errorf("fourth stream: %s, want 503", r.Status)
 	}
 	gap.Body.Close()
 

@@ -420,8 +420,11 @@ func (p *pusher) stop() {
 // fragWriter sits between x/net's buffered writer and the wire layer: it
 // gathers each frame x/net writes and passes it on split into fragments of
 // at most size bytes (wsframe.Fragment), with between (a ping) between
-// them. It holds one frame at a time, bounded by Options.MaxMessage; before
-// start (the handshake) it passes bytes through.
+// them, in one Write, so that the wire layer sends them with one system
+// call and its own control frames come only before or after them. It holds
+// one frame at a time, twice (gathered and split), bounded by
+// Options.MaxMessage; before start (the handshake) it passes bytes through.
+// x/net calls it under its write lock, one frame at a time.
 type fragWriter struct {
 	next    io.Writer
 	size    int

@@ -54,7 +54,8 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 //
 // Shut it down with its Shutdown method and h.Shutdown (at the same time,
 // or in that order): the http.Server neither closes nor waits for the
-// WebSocket connections it handed over.
+// WebSocket connections it handed over. Its Shutdown ends h's /sse streams,
+// which would otherwise hold it up.
 func (h *Handler) HTTPServer(routes http.Handler) *http.Server {
 	idle := h.opts.IdleTimeout
 	if idle <= 0 {

@@ -68,15 +68,16 @@ type ticksKey struct{}
 // behaviours returns what r asks for, or an error naming the parameter that
 // is wrong. On /echo with Options.DisableBehaviours, the query is ignored.
 func (h *Handler) behaviours(r *http.Request) (*behaviour, error) {
+	ticks := r.Context().Value(ticksKey{}) != nil
+	if !ticks && (h.opts.DisableBehaviours || r.URL.RawQuery == "") {
+		return nil, nil
+	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("bad query: %v", err)
 	}
-	if r.Context().Value(ticksKey{}) != nil {
+	if ticks {
 		return h.tickBehaviour(q)
-	}
-	if h.opts.DisableBehaviours || len(q) == 0 {
-		return nil, nil
 	}
 	for name, v := range q {
 		switch {

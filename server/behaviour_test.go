@@ -82,6 +82,7 @@ func TestBehaviourParams(t *testing.T) {
 		{"push=1s&push-size=70000", "push-size="},
 		{"fragmnet=3", `"fragmnet"`},
 		{"delay=1s&delay=2s", "delay:"},
+		{"fragment=%zz", "bad query"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.query[:min(len(tc.query), 24)], func(t *testing.T) {
@@ -112,7 +113,7 @@ func TestBehaviourParams(t *testing.T) {
 func TestBehaviourDisabled(t *testing.T) {
 	t.Parallel()
 	s := startEcho(t, Options{DisableBehaviours: true})
-	resp, body, nc, br := upgrade(t, s.addr, "/echo?fragment=0&greeting=hi")
+	resp, body, nc, br := upgrade(t, s.addr, "/echo?fragment=0&greeting=hi&bad=%zz")
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("got %s %q, want 101", resp.Status, body)
 	}

@@ -123,9 +123,9 @@ type Handler struct {
 
 	mu      sync.Mutex
 	closing bool
-	end     time.Time // when shutdown gives up on closing handshakes
-	drainBy time.Time // when draining stops and the Close 1001 goes out, at the latest
-	active  int       // connections counted in by acquire
+	end     time.Time      // when shutdown gives up on closing handshakes
+	drainBy time.Time      // when draining stops and the Close 1001 goes out, at the latest
+	active  int            // connections counted in by acquire
 	perIP   map[string]int // connections counted in by acquire, by client address
 	conns   map[*conn]struct{}
 	wg      sync.WaitGroup

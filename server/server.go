@@ -123,11 +123,12 @@ type Handler struct {
 
 	mu      sync.Mutex
 	closing bool
-	end     time.Time      // when shutdown gives up on closing handshakes
-	drainBy time.Time      // when draining stops and the Close 1001 goes out, at the latest
-	active  int            // connections counted in by acquire
-	perIP   map[string]int // connections counted in by acquire, by client address
+	end     time.Time // when shutdown gives up on closing handshakes
+	drainBy time.Time // when draining stops and the Close 1001 goes out, at the latest
+	active  int       // connections counted in by acquire
 	conns   map[*conn]struct{}
+	// perIP counts the connections counted in by acquire by client address.
+	perIP map[string]int
 	wg      sync.WaitGroup
 }
 

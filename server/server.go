@@ -127,9 +127,9 @@ type Handler struct {
 	drainBy time.Time // when draining stops and the Close 1001 goes out, at the latest
 	active  int       // connections counted in by acquire
 	conns   map[*conn]struct{}
-	// perIP counts the connections counted in by acquire by client address.
-	perIP map[string]int
 	wg      sync.WaitGroup
+
+	perIP map[string]int // connections counted in by acquire, by client address; guarded by mu
 }
 
 // New returns an echo Handler.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/client"
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsmsg"
 )
 
@@ -323,5 +325,90 @@ func TestBroadcastShutdown(t *testing.T) {
 	m.c.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(1001, ""), time.Now().Add(time.Second))
 	if err := <-done; err != nil {
 		t.Errorf("shutdown: %v", err)
+	}
+}
+
+// Third-party clients in a room: two connections of Python's websockets and
+// two of Node's ws each send one text and one binary message, and all four
+// must receive the same eight messages, with their types, in the same order.
+func TestBroadcastThirdParty(t *testing.T) {
+	t.Parallel()
+	const python = `
+import asyncio, sys, websockets
+async def member(url, i, start):
+    async with websockets.connect(url) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        start.append(ws)
+        if len(start) == 2:
+            both.set()
+        await asyncio.wait_for(both.wait(), 10)
+        await ws.send("text %d" % i)
+        await ws.send(b"binary %d" % i)
+        got = []
+        while len(got) < 4:
+            m = await asyncio.wait_for(ws.recv(), 10)
+            if m == "hello":
+                continue  # the other member's
+            got.append(("b:" + m.decode()) if isinstance(m, bytes) else ("t:" + m))
+        return got
+both = None
+async def main():
+    global both
+    both = asyncio.Event()
+    start = []
+    a, b = await asyncio.gather(member(sys.argv[1], 0, start), member(sys.argv[1], 1, start))
+    assert a == b, (a, b)
+    print("|".join(a))
+asyncio.run(main())
+`
+	const node = `
+const WebSocket = require('ws');
+const url = process.argv[1];
+let ready = 0;
+const results = [];
+const members = [0, 1].map((i) => {
+  const ws = new WebSocket(url);
+  const got = [];
+  let joined = false;
+  ws.on('open', () => ws.send('hello'));
+  ws.on('message', (data, isBinary) => {
+    if (!joined) { joined = true; if (++ready === 2) members.forEach((m, k) => { m.send('text ' + k); m.send(Buffer.from('binary ' + k)); }); return; }
+    if (!isBinary && data.toString() === 'hello') return; // the other member's
+    got.push((isBinary ? 'b:' : 't:') + data.toString());
+    if (got.length === 4) { results[i] = got.join('|'); ws.close(); if (results.filter(Boolean).length === 2) {
+      if (results[0] !== results[1]) { console.log('FAIL', results); process.exit(1); }
+      console.log(results[0]);
+    } }
+  });
+  return ws;
+});
+setTimeout(() => { console.log('FAIL timeout'); process.exit(1); }, 10000).unref();
+`
+	for _, peer := range []string{"python", "node"} {
+		t.Run(peer, func(t *testing.T) {
+			t.Parallel()
+			s := startEcho(t, Options{})
+			url := "ws://" + s.addr + "/broadcast?room=" + peer
+			var cmd *exec.Cmd
+			if peer == "python" {
+				cmd = exec.Command(testpeer.Python(t), "-c", python, url)
+			} else {
+				path, env := testpeer.Node(t)
+				cmd = exec.Command(path, "-e", node, url)
+				cmd.Env = env
+			}
+			cmd.Stderr = t.Output()
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("%s: %v: %s", peer, err, out)
+			}
+			got := strings.Split(strings.TrimSpace(string(out)), "|")
+			slices.Sort(got)
+			want := []string{"b:binary 0", "b:binary 1", "t:text 0", "t:text 1"}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s members received %q, want %q in one order", peer, out, want)
+			}
+		})
 	}
 }

@@ -320,8 +320,9 @@ func (b *broadcast) write(ws *websocket.Conn, m *member, st *stats) error {
 		if !ok {
 			break // left the room, or stopped
 		}
-		if !m.full.Load() {
-			m.wc.SetWriteDeadline(time.Now().Add(wait))
+		m.wc.SetWriteDeadline(time.Now().Add(wait))
+		if m.full.Load() { // overflow set its shorter deadline meanwhile
+			m.wc.SetWriteDeadline(time.Now().Add(broadcastCloseWait))
 		}
 		err = wsmsg.Codec.Send(ws, &wsmsg.Message{Type: msg.typ, Data: msg.data})
 		m.queued.Add(-int64(len(msg.data)))

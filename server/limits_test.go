@@ -473,3 +473,31 @@ func rssKiB(t *testing.T, pid int) int {
 	t.Fatal("no VmRSS")
 	return 0
 }
+
+// The Listener logs the descriptor limit, and warns and lowers MaxConns when
+// it cannot fit below the limit.
+func TestListenerFDLimit(t *testing.T) {
+	t.Parallel()
+	nofile, ok := fdLimit()
+	if !ok {
+		t.Skip("skipping: no descriptor limit on this system")
+	}
+	rec := newLineRec(t)
+	h := New(Options{Logger: slog.New(rec), MaxConns: int(min(nofile, 1<<30))})
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	l := h.Listener(tcp)
+	if want := int(nofile) - fdHeadroom; l.capacity != want {
+		t.Errorf("capacity: got %d, want %d (the limit %d less the headroom)", l.capacity, want, nofile)
+	}
+	if got := len(rec.named("max conns cannot fit below the file descriptor limit; raise the limit (ulimit -n) or lower max conns")); got != 1 {
+		t.Errorf("got %d warnings that MaxConns cannot fit, want 1", got)
+	}
+	lines := rec.named("file descriptor limit")
+	if len(lines) != 1 || lines[0]["nofile"] != strconv.FormatUint(nofile, 10) {
+		t.Errorf("start-up lines: got %v, want one with nofile=%d", lines, nofile)
+	}
+}

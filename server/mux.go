@@ -13,12 +13,14 @@ const defaultHandshakeTimeout = 10 * time.Second
 // NewMux returns wsecho's routes:
 //
 //	/echo            h, the WebSocket echo endpoint
+//	/broadcast       h.Broadcast(), rooms where every message goes to every member
 //	GET /healthz     200 "ok", or 503 once h's shutdown has begun
 //	GET /debug/vars  expvar's variables, with h's metrics under MetricsName
 //	/                page (the browser page), if not nil
 func NewMux(h *Handler, page http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", h)
+	mux.Handle("/broadcast", h.Broadcast())
 	mux.HandleFunc("GET /healthz", h.serveHealth)
 	mux.HandleFunc("GET /debug/vars", h.serveVars)
 	if page != nil {

@@ -126,7 +126,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	addr := fs.String("addr", "localhost:8080", "listen on `host:port` (port 0 picks a free one)")
 	origins := fs.String("origin", "", "comma-separated `list` of origins allowed besides the same origin (* allows any)")
 	maxMessage := fs.Int64("max-message", 32<<20, "largest message in `bytes`; a larger one is closed with 1009")
-	maxConns := fs.Int("max-conns", 10000, "most connections open at once; beyond it a handshake gets 503 (0: no limit)")
+	maxConns := fs.Int("max-conns", 10000, "most connections open at once, counted from accept; beyond it a handshake gets 503 (0: as many as the file descriptor limit allows)")
+	maxHandshakes := fs.Int("max-handshakes", 1024, "most connections still in their handshake (or idle between HTTP requests); beyond it the oldest is closed")
+	maxConnsPerIP := fs.Int("max-conns-per-ip", 1000, "most connections from one client address; beyond it a handshake gets 429 (0: no limit, for a server behind a proxy)")
 	handshakeTimeout := fs.Duration("handshake-timeout", 10*time.Second, "how long a client may take to send its upgrade request (and TLS handshake)")
 	pingInterval := fs.Duration("ping-interval", 30*time.Second, "how often each connection gets a ping (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close a connection with 1001 when nothing has arrived on it for this long (0: never)")
@@ -145,8 +147,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case *maxMessage <= 0:
 		return &usageError{"-max-message must be positive"}
-	case *maxConns < 0:
-		return &usageError{"-max-conns must not be negative"}
+	case *maxConns < 0, *maxConnsPerIP < 0:
+		return &usageError{"-max-conns and -max-conns-per-ip must not be negative"}
+	case *maxHandshakes <= 0:
+		return &usageError{"-max-handshakes must be positive"}
 	case *handshakeTimeout <= 0:
 		return &usageError{"-handshake-timeout must be positive"}
 	case *pingInterval < 0, *idleTimeout < 0:
@@ -175,6 +179,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Logger:           log,
 		MaxMessage:       *maxMessage,
 		MaxConns:         *maxConns,
+		MaxHandshakes:    *maxHandshakes,
+		MaxConnsPerIP:    *maxConnsPerIP,
 		HandshakeTimeout: *handshakeTimeout,
 		PingInterval:     *pingInterval,
 		IdleTimeout:      *idleTimeout,
@@ -200,19 +206,20 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		scheme = "wss"
 	}
 
-	ln, err := net.Listen("tcp", *addr)
+	tcpLn, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err // "listen tcp ADDR: cause"
 	}
+	ln := h.Listener(tcpLn) // logs the file descriptor limit
 	fmt.Fprintf(stdout, "listening on %s://%s/echo\n", scheme, ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String(), "tls", scheme == "wss")
 
 	errc := make(chan error, 1)
 	go func() {
 		if scheme == "wss" {
-			errc <- srv.ServeTLS(ln, "", "")
+			errc <- ln.ServeTLS(srv)
 		} else {
-			errc <- srv.Serve(ln)
+			errc <- ln.Serve(srv)
 		}
 	}()
 	select {

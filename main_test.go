@@ -148,6 +148,8 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"client_negative_count", []string{"client", "-count", "-1"}, 2},
 		{"client_zero_interval", []string{"client", "-interval", "0s"}, 2},
 		{"server_extra_arg", []string{"server", "extra"}, 2},
+		{"server_negative_per_ip", []string{"server", "-max-conns-per-ip", "-1"}, 2},
+		{"server_zero_handshakes", []string{"server", "-max-handshakes", "0"}, 2},
 		{"server_zero_tick_interval", []string{"server", "-tick-interval", "0s"}, 2},
 		{"server_bad_behaviours", []string{"server", "-behaviours=maybe"}, 2},
 		{"help", []string{"-h"}, 0},

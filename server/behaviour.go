@@ -62,22 +62,15 @@ type behaviour struct {
 
 func (b *behaviour) ending() bool { return b.closeCode != 0 || b.drop }
 
-// ticksKey marks a request that came through /ticks.
-type ticksKey struct{}
-
 // behaviours returns what r asks for, or an error naming the parameter that
 // is wrong. On /echo with Options.DisableBehaviours, the query is ignored.
 func (h *Handler) behaviours(r *http.Request) (*behaviour, error) {
-	ticks := r.Context().Value(ticksKey{}) != nil
-	if !ticks && (h.opts.DisableBehaviours || r.URL.RawQuery == "") {
+	if h.opts.DisableBehaviours || r.URL.RawQuery == "" {
 		return nil, nil
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, fmt.Errorf("bad query: %v", err)
-	}
-	if ticks {
-		return h.tickBehaviour(q)
 	}
 	for name, v := range q {
 		switch {
@@ -228,12 +221,13 @@ func (b *behaviour) interrupt() {
 	}
 }
 
-// converse runs a connection once the handshake is done: the echo loop,
-// with the behaviours it asked for, or the tick stream.
-func (h *Handler) converse(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
+// converse runs a connection once the handshake is done: loop (the echo
+// loop, or a broadcast member's), with the behaviours it asked for, or the
+// tick stream.
+func (h *Handler) converse(ws *websocket.Conn, c *conn, loop loop, log *slog.Logger, st *stats) error {
 	b := c.b
 	if b == nil {
-		return h.echo(ws, c, log, st)
+		return loop(ws, c, log, st)
 	}
 	if b.fw != nil {
 		b.fw.start()
@@ -253,7 +247,7 @@ func (h *Handler) converse(ws *websocket.Conn, c *conn, log *slog.Logger, st *st
 		p := c.startPusher(ws, time.Now().Add(b.push), b.push, h.pushMessage(b.pushSize))
 		defer p.stop()
 	}
-	return h.echo(ws, c, log, st)
+	return loop(ws, c, log, st)
 }
 
 // send writes one message the peer did not ask for (a greeting, a push, a

@@ -20,13 +20,16 @@ const (
 	rejectVersion     = "version"      // 426: Sec-WebSocket-Version is not 13
 	rejectOrigin      = "origin"       // 403: CheckOrigin said no
 	rejectLimit       = "limit"        // 503: MaxConns connections are open
+	rejectPerIP       = "per_ip"       // 429: MaxConnsPerIP connections from the client's address are open
+	rejectFull        = "full"         // 503 at accept (Listener): every connection held is established
+	rejectShed        = "shed"         // closed while in its handshake to make room (Listener)
+	rejectParam       = "parameter"    // 400: a bad query parameter (behaviour.go)
 	rejectShutdown    = "shutdown"     // 503: shutdown has begun
 	rejectHijack      = "hijack"       // 500: the connection could not be taken over
-	rejectParam       = "parameter"    // 400: a bad query parameter (behaviour.go)
 )
 
 var rejectReasons = []string{rejectMethod, rejectHTTPVersion, rejectBadRequest, rejectVersion,
-	rejectOrigin, rejectLimit, rejectShutdown, rejectHijack, rejectParam}
+	rejectOrigin, rejectLimit, rejectPerIP, rejectFull, rejectShed, rejectShutdown, rejectHijack, rejectParam}
 
 // metrics are a Handler's counters. They are expvar variables, so that
 // /debug/vars shows them in the standard format; they are not published

@@ -15,12 +15,14 @@ const defaultHandshakeTimeout = 10 * time.Second
 //	/echo            h, the WebSocket echo endpoint, with the behaviours its query asks for
 //	/ticks           the tick stream over WebSocket (ticks.go)
 //	GET /sse         the tick stream as Server-Sent Events (sse.go)
+//	/broadcast       h.Broadcast(), rooms where every message goes to every member
 //	GET /healthz     200 "ok", or 503 once h's shutdown has begun
 //	GET /debug/vars  expvar's variables, with h's metrics under MetricsName
 //	/                page (the browser page), if not nil
 func NewMux(h *Handler, page http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", h)
+	mux.Handle("/broadcast", h.Broadcast())
 	mux.HandleFunc("/ticks", h.serveTicks)
 	mux.HandleFunc("GET /sse", h.serveSSE)
 	mux.HandleFunc("GET /healthz", h.serveHealth)

@@ -34,16 +34,20 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusBadRequest, rejectParam, "sse: "+err.Error())
 		return
 	}
-	if reason := h.acquire(); reason != "" {
-		msg := "sse: server is shutting down"
-		if reason == rejectLimit {
-			msg = "sse: too many connections"
+	ip := clientIP(r)
+	if reason := h.acquire(ip); reason != "" {
+		status, msg, retry := http.StatusServiceUnavailable, "sse: server is shutting down", "1"
+		switch reason {
+		case rejectLimit:
+			msg, retry = "sse: too many connections", "5"
+		case rejectPerIP:
+			status, msg, retry = http.StatusTooManyRequests, "sse: too many connections from your address", "5"
 		}
-		w.Header().Set("Retry-After", "1")
-		h.reject(w, r, http.StatusServiceUnavailable, reason, msg)
+		w.Header().Set("Retry-After", retry)
+		h.reject(w, r, status, reason, msg)
 		return
 	}
-	defer h.release()
+	defer h.release(ip)
 	m := h.metrics
 	m.sseOpen.Add(1)
 	m.sseTotal.Add(1)

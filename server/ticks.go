@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -125,11 +124,20 @@ func (t tick) appendJSON(dst []byte, pad int) []byte {
 // serveTicks is /ticks: the echo endpoint's handshake, limits and shutdown,
 // with the tick stream instead of the echo.
 func (h *Handler) serveTicks(w http.ResponseWriter, r *http.Request) {
-	h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ticksKey{}, true)))
+	b, err := tickBehaviour(r.URL.RawQuery)
+	if err != nil {
+		h.reject(w, r, http.StatusBadRequest, rejectParam, "websocket: "+err.Error())
+		return
+	}
+	h.upgrade(w, r, b, h.echo) // converse streams the ticks instead
 }
 
 // tickBehaviour reads /ticks's one parameter, from=SEQ.
-func (h *Handler) tickBehaviour(q url.Values) (*behaviour, error) {
+func tickBehaviour(query string) (*behaviour, error) {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("bad query: %v", err)
+	}
 	b := &behaviour{ticks: true, stop: make(chan struct{}), from: -1}
 	for name, v := range q {
 		switch {

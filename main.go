@@ -182,14 +182,17 @@ var helps = map[string]help{
 		synopsis: `wsecho server [flags]
 
 Serves WebSocket echo at ws://ADDR/echo (wss:// with -tls-cert and -tls-key):
-every message comes back whole, with its type. Also GET /healthz, GET
-/debug/vars (metrics) and a browser page at /. Prints "listening on URL" as
-its first line; on Ctrl-C (or SIGTERM) it closes every connection with 1001
-and waits up to -shutdown-timeout; a second Ctrl-C cuts the wait short.`,
+every message comes back whole, with its type, or as the URL's query asks
+(-behaviours). Also a tick stream at /ticks (WebSocket) and /sse
+(Server-Sent Events), rooms at /broadcast, GET /healthz, GET /debug/vars
+(metrics) and a browser page at /. Prints "listening on URL" as its first
+line; on Ctrl-C (or SIGTERM) it closes every connection with 1001 and waits
+up to -shutdown-timeout; a second Ctrl-C cuts the wait short.`,
 		groups: []flagGroup{
 			{"listening", []string{"addr", "tls-cert", "tls-key"}},
-			{"who may connect", []string{"origin", "max-conns"}},
+			{"who may connect", []string{"origin", "max-conns", "max-conns-per-ip", "max-handshakes"}},
 			{"limits and timeouts", []string{"max-message", "handshake-timeout", "ping-interval", "idle-timeout", "shutdown-timeout"}},
+			{"behaviours and streams", []string{"behaviours", "tick-interval", "tick-seed"}},
 			{"logging", []string{"log-level", "log-format"}},
 		},
 		examples: `  wsecho server
@@ -344,11 +347,16 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	addr := fs.String("addr", "localhost:8080", "listen on `host:port` (port 0 picks a free one)")
 	origins := fs.String("origin", "", "comma-separated `list` of origins allowed besides the same origin (* allows any)")
 	maxMessage := fs.Int64("max-message", 32<<20, "largest message in `bytes`; a larger one is closed with 1009")
-	maxConns := fs.Int("max-conns", 10000, "most connections open at once; beyond it a handshake gets 503 (0: no limit)")
+	maxConns := fs.Int("max-conns", 10000, "most connections open at once, counted from accept; beyond it a handshake gets 503 (0: as many as the file descriptor limit allows)")
+	maxHandshakes := fs.Int("max-handshakes", 1024, "most connections still in their handshake (or idle between HTTP requests); beyond it the oldest is closed")
+	maxConnsPerIP := fs.Int("max-conns-per-ip", 1000, "most connections from one client address; beyond it a handshake gets 429 (0: no limit, for a server behind a proxy)")
 	handshakeTimeout := fs.Duration("handshake-timeout", 10*time.Second, "how long a client may take to send its upgrade request (and TLS handshake)")
 	pingInterval := fs.Duration("ping-interval", 30*time.Second, "how often each connection gets a ping (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close a connection with 1001 when nothing has arrived on it for this long (0: never)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for closing handshakes")
+	behaviours := fs.Bool("behaviours", true, "let clients choose behaviours on /echo with query parameters (delay=, fragment=, close=, push=, ...); false: a plain echo")
+	tickInterval := fs.Duration("tick-interval", time.Second, "time between two ticks on /ticks and /sse")
+	tickSeed := fs.Int64("tick-seed", 0, "seed of the tick stream; servers with the same seed and interval serve the same ticks")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve wss://")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	var level slog.Level
@@ -360,8 +368,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	switch {
 	case *maxMessage <= 0:
 		return &usageError{"-max-message must be positive"}
-	case *maxConns < 0:
-		return &usageError{"-max-conns must not be negative"}
+	case *maxConns < 0, *maxConnsPerIP < 0:
+		return &usageError{"-max-conns and -max-conns-per-ip must not be negative"}
+	case *maxHandshakes <= 0:
+		return &usageError{"-max-handshakes must be positive"}
 	case *handshakeTimeout <= 0:
 		return &usageError{"-handshake-timeout must be positive"}
 	case *pingInterval < 0, *idleTimeout < 0:
@@ -370,6 +380,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{"-ping-interval must be shorter than -idle-timeout, or idle clients that answer pings are closed"}
 	case *shutdownTimeout <= 0:
 		return &usageError{"-shutdown-timeout must be positive"}
+	case *tickInterval < time.Millisecond:
+		return &usageError{"-tick-interval must be at least 1ms"}
 	case (*certFile == "") != (*keyFile == ""):
 		return &usageError{"-tls-cert and -tls-key go together"}
 	}
@@ -388,9 +400,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Logger:           log,
 		MaxMessage:       *maxMessage,
 		MaxConns:         *maxConns,
+		MaxHandshakes:    *maxHandshakes,
+		MaxConnsPerIP:    *maxConnsPerIP,
 		HandshakeTimeout: *handshakeTimeout,
 		PingInterval:     *pingInterval,
 		IdleTimeout:      *idleTimeout,
+
+		DisableBehaviours: !*behaviours,
+		TickInterval:      *tickInterval,
+		TickSeed:          *tickSeed,
 	}
 	if *origins != "" {
 		opts.CheckOrigin = server.AllowOrigins(strings.Split(*origins, ","))
@@ -409,19 +427,20 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		scheme = "wss"
 	}
 
-	ln, err := net.Listen("tcp", *addr)
+	tcpLn, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err // "listen tcp ADDR: cause"
 	}
+	ln := h.Listener(tcpLn) // logs the file descriptor limit
 	fmt.Fprintf(stdout, "listening on %s://%s/echo\n", scheme, ln.Addr())
 	log.Info("listening", "addr", ln.Addr().String(), "tls", scheme == "wss")
 
 	errc := make(chan error, 1)
 	go func() {
 		if scheme == "wss" {
-			errc <- srv.ServeTLS(ln, "", "")
+			errc <- ln.ServeTLS(srv)
 		} else {
-			errc <- srv.Serve(ln)
+			errc <- ln.Serve(srv)
 		}
 	}()
 	select {

@@ -23,6 +23,7 @@ const idleCloseWait = time.Second
 type conn struct {
 	h  *Handler
 	wc *wsframe.Conn
+	b  *behaviour // what the URL asked for; nil: a plain echo
 
 	// last is when the peer was last heard from (a frame header, or part of
 	// a payload) or an echo last went out, as h.clock() reports it.
@@ -82,7 +83,7 @@ func (c *conn) touch() {
 
 // startKeepalive arms the timer, if pings or an idle timeout are configured.
 func (c *conn) startKeepalive() {
-	ping, idle := c.h.opts.PingInterval, c.h.opts.IdleTimeout
+	ping, idle := c.pingInterval(), c.h.opts.IdleTimeout
 	if ping <= 0 && idle <= 0 {
 		return
 	}
@@ -99,7 +100,7 @@ func (c *conn) startKeepalive() {
 // wake returns when the timer must fire next: at the next ping or at the
 // idle deadline. Called with mu held.
 func (c *conn) wake() time.Duration {
-	ping, idle := c.h.opts.PingInterval, c.h.opts.IdleTimeout
+	ping, idle := c.pingInterval(), c.h.opts.IdleTimeout
 	var next time.Duration
 	if ping > 0 {
 		next = c.nextPing
@@ -115,7 +116,7 @@ func (c *conn) wake() time.Duration {
 // tick is the timer's function: it closes an idle connection, or sends a
 // ping when one is due, and sets the timer again.
 func (c *conn) tick() {
-	ping, idle := c.h.opts.PingInterval, c.h.opts.IdleTimeout
+	ping, idle := c.pingInterval(), c.h.opts.IdleTimeout
 	c.mu.Lock()
 	if c.stopped || c.draining {
 		c.mu.Unlock()
@@ -175,6 +176,7 @@ func (c *conn) drain(grace time.Duration, end time.Time) {
 		return
 	}
 	c.draining = true
+	c.b.interrupt()
 	c.wc.Drain(grace, end)
 }
 

@@ -22,12 +22,16 @@ const (
 	rejectVersion     = "version"      // 426: Sec-WebSocket-Version is not 13
 	rejectOrigin      = "origin"       // 403: CheckOrigin said no
 	rejectLimit       = "limit"        // 503: MaxConns connections are open
+	rejectPerIP       = "per_ip"       // 429: MaxConnsPerIP connections from the client's address are open
+	rejectFull        = "full"         // 503 at accept (Listener): every connection held is established
+	rejectShed        = "shed"         // closed while in its handshake to make room (Listener)
+	rejectParam       = "parameter"    // 400: a bad query parameter (behaviour.go)
 	rejectShutdown    = "shutdown"     // 503: shutdown has begun
 	rejectHijack      = "hijack"       // 500: the connection could not be taken over
 )
 
 var rejectReasons = []string{rejectMethod, rejectHTTPVersion, rejectBadRequest, rejectVersion,
-	rejectOrigin, rejectLimit, rejectShutdown, rejectHijack}
+	rejectOrigin, rejectLimit, rejectPerIP, rejectFull, rejectShed, rejectShutdown, rejectHijack, rejectParam}
 
 // metrics are a Handler's counters. They are expvar variables, so that
 // /debug/vars shows them in the standard format; they are not published
@@ -44,6 +48,8 @@ type metrics struct {
 	closeSent  expvar.Map // Close frames sent, by code (1005: one with no code)
 	closeRecv  expvar.Map // Close frames received, by code (1005: one with no code)
 	dropped    expvar.Int // connections that ended with no Close frame either way
+	sseOpen    expvar.Int // /sse streams open now
+	sseTotal   expvar.Int // /sse streams opened since start
 }
 
 func newMetrics(start time.Time, log *slog.Logger) *metrics {
@@ -60,6 +66,8 @@ func newMetrics(start time.Time, log *slog.Logger) *metrics {
 	m.vars.Set("bytes_in", &m.bytesIn)
 	m.vars.Set("bytes_out", &m.bytesOut)
 	m.vars.Set("close_codes_sent", &m.closeSent)
+	m.vars.Set("sse_streams_open", &m.sseOpen)
+	m.vars.Set("sse_streams_total", &m.sseTotal)
 	m.vars.Set("close_codes_received", &m.closeRecv)
 	m.vars.Set("uptime_seconds", expvar.Func(func() any {
 		return time.Since(start).Round(time.Millisecond).Seconds()

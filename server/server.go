@@ -47,8 +47,22 @@ type Options struct {
 
 	// MaxConns is how many connections may be open, or in their opening
 	// handshake, at once; beyond it a handshake gets 503 with Retry-After
-	// and the open connections are unaffected. If 0, no limit.
+	// and the open connections are unaffected. If 0, no limit. Served
+	// through a Listener, it counts connections from accept (see Listener),
+	// and the file descriptor limit bounds them too.
 	MaxConns int
+
+	// MaxHandshakes bounds, through a Listener, the connections accepted
+	// that have not yet sent a request (or sit idle between HTTP requests);
+	// when it is reached the one that has waited longest is closed. If 0,
+	// 1024.
+	MaxHandshakes int
+
+	// MaxConnsPerIP is how many connections one client address may have
+	// open, or in their opening handshake, at once; beyond it a handshake
+	// gets 429 with Retry-After. If 0, no limit (the right choice behind a
+	// proxy, where every connection comes from the proxy's address).
+	MaxConnsPerIP int
 
 	// PingInterval is how often each connection gets a ping. If 0, none.
 	PingInterval time.Duration
@@ -69,6 +83,18 @@ type Options struct {
 	// Logger receives one line per connection and per message. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+
+	// DisableBehaviours makes /echo ignore its query parameters (delay=,
+	// fragment=, and the others in behaviour.go): a plain echo.
+	DisableBehaviours bool
+
+	// TickInterval is the time between two ticks on /ticks and /sse. If
+	// 0, one second.
+	TickInterval time.Duration
+
+	// TickSeed chooses the tick stream; servers with the same seed and
+	// interval serve the same ticks.
+	TickSeed int64
 }
 
 // drainGrace is how long a connection must be quiet, once shutdown has
@@ -105,6 +131,12 @@ type Handler struct {
 	metrics *metrics
 	epoch   time.Time // New's time: h.clock() counts from it
 
+	rejectLog *logLimiter // bounds the lines logged for rejected handshakes
+
+	ticks       tickSource
+	streamsDone chan struct{} // closed when SSE streams must end
+	streamsOnce sync.Once
+
 	mu      sync.Mutex
 	closing bool
 	end     time.Time // when shutdown gives up on closing handshakes
@@ -112,6 +144,8 @@ type Handler struct {
 	active  int       // connections counted in by acquire
 	conns   map[*conn]struct{}
 	wg      sync.WaitGroup
+
+	perIP map[string]int // connections counted in by acquire, by client address; guarded by mu
 }
 
 // New returns an echo Handler.
@@ -129,8 +163,13 @@ func New(opts Options) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.TickInterval <= 0 {
+		opts.TickInterval = defaultTickInterval
+	}
 	now := time.Now()
-	return &Handler{opts: opts, log: log, metrics: newMetrics(now, log), epoch: now, conns: make(map[*conn]struct{})}
+	return &Handler{opts: opts, log: log, metrics: newMetrics(now, log), epoch: now, conns: make(map[*conn]struct{}),
+		perIP: make(map[string]int), rejectLog: newLogLimiter(rejectLogRate),
+		ticks: tickSource{seed: opts.TickSeed, interval: opts.TickInterval}, streamsDone: make(chan struct{})}
 }
 
 // clock returns the monotonic time since New.
@@ -177,8 +216,24 @@ func AllowOrigins(allowed []string) func(*http.Request) bool {
 
 // ServeHTTP checks the opening handshake (RFC 6455, Section 4.2.1), hijacks
 // the connection, hands it to x/net through the wire layer, and echoes until
-// the connection ends.
+// the connection ends, with the behaviours the query asks for (behaviour.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, err := h.behaviours(r)
+	if err != nil {
+		h.reject(w, r, http.StatusBadRequest, rejectParam, "websocket: "+err.Error())
+		return
+	}
+	h.upgrade(w, r, b, h.echo)
+}
+
+// loop is what a connection does once open, until it ends: it reads
+// messages through c.wc and writes through ws, and returns why it stopped.
+type loop func(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error
+
+// upgrade checks the opening handshake against the origin policy and the
+// limits, hijacks the connection, hands it to x/net through the wire layer,
+// and runs loop on it (see serve), with the behaviours b (nil: none).
+func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, loop loop) {
 	if status, reason, msg := h.check(r); status != 0 {
 		if status == http.StatusUpgradeRequired {
 			w.Header().Set("Sec-WebSocket-Version", "13")
@@ -189,16 +244,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, status, reason, msg)
 		return
 	}
-	if reason := h.acquire(); reason != "" {
-		msg, retry := "websocket: server is shutting down", "1"
-		if reason == rejectLimit {
+	ip := clientIP(r)
+	if reason := h.acquire(ip); reason != "" {
+		status, msg, retry := http.StatusServiceUnavailable, "websocket: server is shutting down", "1"
+		switch reason {
+		case rejectLimit:
 			msg, retry = "websocket: too many connections", "5"
+		case rejectPerIP:
+			status, msg, retry = http.StatusTooManyRequests, "websocket: too many connections from your address", "5"
 		}
 		w.Header().Set("Retry-After", retry)
-		h.reject(w, r, http.StatusServiceUnavailable, reason, msg)
+		h.reject(w, r, status, reason, msg)
 		return
 	}
-	defer h.release()
+	defer h.release(ip)
 
 	// Hijack here rather than in x/net, which panics when Hijack fails.
 	nc, brw, err := http.NewResponseController(w).Hijack()
@@ -209,6 +268,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	nc.SetDeadline(time.Time{})
 	c := h.newConn(nc, socketReader(nc, brw))
+	c.b = b
 	h.track(c, true)
 	defer h.track(c, false)
 
@@ -223,20 +283,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.metrics.connsTotal.Add(1)
 			return nil
 		},
-		Handler: func(ws *websocket.Conn) { h.serve(ws, c) },
+		Handler: func(ws *websocket.Conn) { h.serve(ws, c, loop) },
 	}
 	// x/net reads and writes through c, which notes each sign of life.
 	srv.ServeHTTP(&hijacked{
 		ResponseWriter: w,
 		conn:           c.wc,
-		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c, xnetWriteBuffer)),
+		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c.writer(), xnetWriteBuffer)),
 	}, r)
 }
 
-// reject answers a handshake with an HTTP error and counts it by reason.
+// reject answers a handshake with an HTTP error, and counts and logs it by
+// reason (see rejected).
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
-	h.log.Debug("handshake rejected", "remote", r.RemoteAddr, "code", status, "reason", reason, "err", msg)
-	h.metrics.rejected.Add(reason, 1)
+	h.rejected(reason, "remote", r.RemoteAddr, "code", status, "origin", r.Header.Get("Origin"), "host", r.Host, "err", msg)
 	http.Error(w, msg, status)
 }
 
@@ -244,9 +304,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, rea
 // that reject r, or 0.
 func (h *Handler) check(r *http.Request) (int, string, string) {
 	switch {
-	case r.ProtoMajor != 1:
-		// An HTTP/2 request (a browser's GET over a TLS connection that
-		// negotiated h2, or RFC 8441's extended CONNECT) cannot be hijacked.
+	case r.ProtoMajor != 1 || r.ProtoMinor < 1:
+		// The handshake needs HTTP/1.1 or later (RFC 6455, Section 4.1):
+		// not HTTP/1.0. An HTTP/2 request (a browser's GET over a TLS
+		// connection that negotiated h2, or RFC 8441's extended CONNECT)
+		// cannot be hijacked.
 		return http.StatusHTTPVersionNotSupported, rejectHTTPVersion, "websocket: HTTP/1.1 required"
 	case r.Method != http.MethodGet:
 		return http.StatusMethodNotAllowed, rejectMethod, "websocket: method must be GET"
@@ -316,7 +378,7 @@ func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
 
 // serve is the x/net Handler: it echoes each message until the connection
 // ends, then logs how it ended. x/net closes the connection when it returns.
-func (h *Handler) serve(ws *websocket.Conn, c *conn) {
+func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop) {
 	wc := c.wc
 	wc.Start()
 	ws.MaxPayloadBytes = int(h.opts.MaxMessage) // the wire layer enforces it, per message
@@ -325,7 +387,7 @@ func (h *Handler) serve(ws *websocket.Conn, c *conn) {
 	c.startKeepalive()
 	var st stats
 	start := time.Now()
-	err := h.echo(ws, wc, log, &st)
+	err := h.converse(ws, c, loop, log, &st)
 	c.stopKeepalive()
 	if c.isDraining() && errors.Is(err, os.ErrDeadlineExceeded) && !wc.CloseSent() {
 		// Shutdown's time ran out in the middle of a message: say so,
@@ -343,7 +405,8 @@ type stats struct {
 	bytesIn, bytesOut int64
 }
 
-func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, st *stats) error {
+func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
+	wc := c.wc
 	var m wsmsg.Message
 	logRecv := log.Enabled(context.Background(), slog.LevelInfo)
 	for {
@@ -361,6 +424,7 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		if logRecv {
 			log.Info("recv", "type", typeName(m.Type), "bytes", len(m.Data), "data", preview(m.Type, m.Data))
 		}
+		c.beforeEcho()
 		err = wsmsg.Codec.Send(ws, &m)
 		n := int64(len(m.Data))
 		if buf != nil {
@@ -374,6 +438,9 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		st.bytesOut += n
 		h.metrics.msgsOut.Add(1)
 		h.metrics.bytesOut.Add(n)
+		if err := c.afterEcho(ws); err != nil {
+			return err
+		}
 	}
 }
 
@@ -430,6 +497,7 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 		"msgs_in", st.msgsIn, "bytes_in", st.bytesIn, "msgs_out", st.msgsOut, "bytes_out", st.bytesOut}
 	wc, m := c.wc, h.metrics
 	var pe *wsframe.Error
+	var be *behaviourEnd
 	code, _, peerClosed := wc.PeerClose()
 	if peerClosed {
 		m.received(code)
@@ -444,6 +512,8 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 	case errors.Is(err, errWentAway):
 		m.sent(wsframe.CloseGoingAway)
 		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "shutdown")...)
+	case errors.As(err, &be):
+		be.logEnd(log, m, attrs)
 	case peerClosed:
 		if wc.CloseSent() {
 			m.sent(code) // the echo of the peer's Close
@@ -488,9 +558,9 @@ func preview(t byte, b []byte) string {
 	return hex.EncodeToString(b[:16]) + "…"
 }
 
-// acquire counts a new connection in, or returns why it may not come in:
-// rejectShutdown or rejectLimit.
-func (h *Handler) acquire() string {
+// acquire counts a new connection from client address ip in, or returns why
+// it may not come in: rejectShutdown, rejectLimit or rejectPerIP.
+func (h *Handler) acquire(ip string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
@@ -498,18 +568,33 @@ func (h *Handler) acquire() string {
 		return rejectShutdown
 	case h.opts.MaxConns > 0 && h.active >= h.opts.MaxConns:
 		return rejectLimit
+	case h.opts.MaxConnsPerIP > 0 && h.perIP[ip] >= h.opts.MaxConnsPerIP:
+		return rejectPerIP
 	}
 	h.active++
+	h.perIP[ip]++
 	h.wg.Add(1)
 	return ""
 }
 
-// release counts a connection out.
-func (h *Handler) release() {
+// release counts a connection from ip out.
+func (h *Handler) release(ip string) {
 	h.mu.Lock()
 	h.active--
+	if h.perIP[ip]--; h.perIP[ip] == 0 {
+		delete(h.perIP, ip)
+	}
 	h.mu.Unlock()
 	h.wg.Done()
+}
+
+// clientIP returns the address r came from, without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (h *Handler) track(c *conn, open bool) {
@@ -544,6 +629,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Lock()
 	h.closing, h.end, h.drainBy = true, end, drainDeadline(end)
+	h.endStreams()
 	for c := range h.conns {
 		c.drain(drainGrace, h.drainBy)
 	}

@@ -689,3 +689,36 @@ func TestPing(t *testing.T) {
 		}
 	})
 }
+
+// TestInterruptedTLSHandshake checks Ctrl-C while the TLS handshake
+// stalls: the error says the client was interrupted while connecting, not
+// "context canceled".
+func TestInterruptedTLSHandshake(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(waitTimeout))
+		c.Read(make([]byte, 1)) // the ClientHello has begun: interrupt
+		cancel()
+		io.Copy(io.Discard, c)
+	})
+	url := "wss://" + ln.Addr().String() + "/echo"
+	_, err = client.Dial(ctx, url, client.Options{Logger: testLogger(t)})
+	var ie *client.InterruptedError
+	if !errors.As(err, &ie) || err.Error() != "interrupted while connecting to "+url {
+		t.Errorf("Dial: %v, want %q", err, "interrupted while connecting to "+url)
+	}
+}

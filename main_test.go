@@ -366,29 +366,15 @@ func TestBinary(t *testing.T) {
 // gone through for 200 ms: the client has stopped reading.
 func startPingFlood(t *testing.T) (url string, stalled <-chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	st := make(chan struct{})
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { ln.Close() })
-	wg.Go(func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		deadline := time.Now().Add(runTimeout)
-		nc.SetReadDeadline(deadline)
+	addr := testpeer.ServeOne(t, runTimeout, func(nc net.Conn) {
 		if _, _, err := testpeer.AcceptHandshake(nc); err != nil {
 			t.Errorf("flood server: %v", err)
 			return
 		}
-		testpeer.FloodPings(nc, deadline, st)
+		testpeer.FloodPings(nc, time.Now().Add(runTimeout), st)
 	})
-	return "ws://" + ln.Addr().String() + "/echo", st
+	return "ws://" + addr + "/echo", st
 }
 
 // proc is a running subprocess whose output is collected in lines.

@@ -16,7 +16,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -377,22 +376,7 @@ func TestDialErrors(t *testing.T) {
 	t.Parallel()
 	refused := testpeer.RefusedAddr(t)
 	// A server that accepts and never answers.
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { silent.Close() })
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	wg.Go(func() {
-		c, err := silent.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(waitTimeout))
-		io.Copy(io.Discard, c)
-	})
+	silent := testpeer.ServeOne(t, waitTimeout, func(c net.Conn) { io.Copy(io.Discard, c) })
 	url := startEcho(t)
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(notFound.Close)
@@ -416,8 +400,8 @@ func TestDialErrors(t *testing.T) {
 		{name: "wsecho_page", url: "ws://" + fullHost, want: "ws://" + fullHost + " is not a WebSocket endpoint: the server answered 200 OK; wsecho's endpoint is /echo: try ws://" + fullHost + "/echo"},
 		{name: "wsecho_not_found", url: "ws://" + fullHost + "/ws?x=1", want: "ws://" + fullHost + "/ws?x=1 is not a WebSocket endpoint: the server answered 404 Not Found; wsecho's endpoint is /echo: try ws://" + fullHost + "/echo"},
 		{name: "interrupted", url: url, ctx: cancelled, want: "interrupted while connecting to " + url},
-		{name: "timeout", url: "ws://" + silent.Addr().String() + "/echo", opts: client.Options{ConnectTimeout: 50 * time.Millisecond},
-			want: "handshake with " + silent.Addr().String() + ": no response within 50ms"},
+		{name: "timeout", url: "ws://" + silent + "/echo", opts: client.Options{ConnectTimeout: 50 * time.Millisecond},
+			want: "handshake with " + silent + ": no response within 50ms"},
 		{name: "scheme", url: "http://127.0.0.1/", want: "dial http://127.0.0.1/: scheme must be ws or wss"},
 		{name: "reserved_header", url: url, opts: client.Options{Header: http.Header{"Sec-Websocket-Protocol": {"x"}}},
 			want: "dial " + url + ": header Sec-Websocket-Protocol is set by the handshake"},
@@ -695,28 +679,15 @@ func TestPing(t *testing.T) {
 // "context canceled".
 func TestInterruptedTLSHandshake(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	wg.Go(func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(waitTimeout))
+	addr := testpeer.ServeOne(t, waitTimeout, func(c net.Conn) {
 		c.Read(make([]byte, 1)) // the ClientHello has begun: interrupt
 		cancel()
 		io.Copy(io.Discard, c)
 	})
-	url := "wss://" + ln.Addr().String() + "/echo"
-	_, err = client.Dial(ctx, url, client.Options{Logger: testLogger(t)})
+	url := "wss://" + addr + "/echo"
+	_, err := client.Dial(ctx, url, client.Options{Logger: testLogger(t)})
 	var ie *client.InterruptedError
 	if !errors.As(err, &ie) || err.Error() != "interrupted while connecting to "+url {
 		t.Errorf("Dial: %v, want %q", err, "interrupted while connecting to "+url)

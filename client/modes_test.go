@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +19,14 @@ import (
 // reads and discards what the client sends. It returns the ws:// URL.
 func acceptOne(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { ln.Close() })
-	wg.Go(func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return "ws://" + testpeer.ServeOne(t, 10*time.Second, func(nc net.Conn) {
 		_, br, err := testpeer.AcceptHandshake(nc)
 		if err != nil {
 			t.Errorf("handshake: %v", err)
 			return
 		}
 		io.Copy(io.Discard, br)
-	})
-	return "ws://" + ln.Addr().String() + "/"
+	}) + "/"
 }
 
 // TestWriteFailedKeepsLine checks the write-failure path of line mode with

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
+	"testing"
 	"time"
 )
 
@@ -52,4 +54,29 @@ func FloodPings(nc net.Conn, deadline time.Time, stalled chan<- struct{}) {
 			return
 		}
 	}
+}
+
+// ServeOne listens on a loopback port and runs serve for the first
+// connection, with a deadline of timeout set on it, then closes it. It
+// returns the address; the test's cleanup closes the listener and waits
+// for serve.
+func ServeOne(t testing.TB, timeout time.Duration, serve func(nc net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	t.Cleanup(func() { ln.Close() })
+	wg.Go(func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(timeout))
+		serve(nc)
+	})
+	return ln.Addr().String()
 }

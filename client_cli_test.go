@@ -563,6 +563,7 @@ func TestClientCLISend(t *testing.T) {
 		want   string
 		status int
 		stderr string
+		first  bool // the URL before the flags, as wscat users type it
 	}{
 		{name: "file_binary", args: []string{"-file", bin, "-show-binary", "hex"}, want: hex.EncodeToString(all) + "\n"},
 		{name: "file_binary_raw", args: []string{"-file", bin, "-show-binary", "raw"}, want: string(all) + "\n"},
@@ -573,13 +574,18 @@ func TestClientCLISend(t *testing.T) {
 		{name: "file_missing", args: []string{"-file", filepath.Join(dir, "nope")}, status: 1,
 			stderr: "wsecho: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
 		{name: "message", args: []string{"-message", "hi there", "-count", "2", "-interval", "1ms"}, want: "hi there\nhi there\n"},
+		{name: "url_first", args: []string{"-message", "hi", "-count", "1"}, want: "hi\n", first: true},
 		// -count 1 with an interval of an hour ends at once: the first
 		// message does not wait for the interval.
 		{name: "first_at_once", args: []string{"-message", "now", "-count", "1", "-interval", "1h"}, want: "now\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := runClientCLI(t, append(tc.args, url), tc.steps...)
+			args := append(tc.args, url)
+			if tc.first {
+				args = append([]string{url}, tc.args...)
+			}
+			r := runClientCLI(t, args, tc.steps...)
 			if r.status != tc.status || r.stdout != tc.want {
 				t.Errorf("status %d, stdout %q; want %d and %q; stderr:\n%s", r.status, r.stdout, tc.status, tc.want, r.stderr)
 			}

@@ -91,7 +91,7 @@ func (l *live) endOfInput(ctx context.Context) error {
 			l.pong(pg)
 		case <-l.got:
 			if t != nil {
-				t.Reset(wait) // nothing arrived for wait: restart
+				t.Reset(wait) // a reply: the idle wait starts again
 			}
 		case <-idle:
 			return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)

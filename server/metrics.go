@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"wsecho/internal/wsframe"
 )
 
 // MetricsName is the key under which the /debug/vars page of NewMux lists a
@@ -44,7 +46,7 @@ type metrics struct {
 	dropped    expvar.Int // connections that ended with no Close frame either way
 }
 
-func newMetrics(start time.Time) *metrics {
+func newMetrics(start time.Time, budget *wsframe.Budget) *metrics {
 	m := new(metrics)
 	for _, r := range rejectReasons {
 		m.rejected.Add(r, 0)
@@ -59,6 +61,17 @@ func newMetrics(start time.Time) *metrics {
 	m.vars.Set("bytes_out", &m.bytesOut)
 	m.vars.Set("close_codes_sent", &m.closeSent)
 	m.vars.Set("close_codes_received", &m.closeRecv)
+	// The memory budget for message data (Options.MaxMemory): its size,
+	// what is held now and at most, how many reads had to wait for it and
+	// how many gave up (and closed their connection with 1013).
+	stat := func(f func(wsframe.BudgetStats) int64) expvar.Func {
+		return func() any { return f(budget.Stats()) }
+	}
+	m.vars.Set("memory_limit_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Limit }))
+	m.vars.Set("memory_used_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Used }))
+	m.vars.Set("memory_peak_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Peak }))
+	m.vars.Set("memory_waits", stat(func(s wsframe.BudgetStats) int64 { return s.Waits }))
+	m.vars.Set("memory_refused", stat(func(s wsframe.BudgetStats) int64 { return s.Refused }))
 	m.vars.Set("uptime_seconds", expvar.Func(func() any {
 		return time.Since(start).Round(time.Millisecond).Seconds()
 	}))
@@ -71,7 +84,8 @@ func (m *metrics) received(code int) { m.closeRecv.Add(strconv.Itoa(code), 1) }
 // Metrics returns the Handler's metrics: connections open now and in total,
 // connections dropped without a Close, handshakes rejected by reason,
 // messages and payload bytes in and out, Close frames sent and received by
-// code, and uptime. The /debug/vars page of NewMux shows them under
+// code, the memory budget for message data (size, used, peak, waits,
+// refusals), and uptime. The /debug/vars page of NewMux shows them under
 // MetricsName; to have them in expvar.Handler too, publish them once with
 // expvar.Publish(server.MetricsName, h.Metrics()).
 func (h *Handler) Metrics() *expvar.Map { return &h.metrics.vars }

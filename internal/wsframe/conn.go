@@ -101,6 +101,7 @@ type Conn struct {
 	charged    int64   // bytes of Budget held for buf
 	memWaits   int     // times a read waited for Budget
 	utf        UTF8
+	deflate    *connDeflate // permessage-deflate, when negotiated (compress.go)
 	ctl        [MaxControlPayload]byte
 	readErr    error // sticky
 	atHeader   bool  // waiting for a frame header: a timeout here can be retried

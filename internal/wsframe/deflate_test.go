@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -228,6 +229,9 @@ func TestInflateErrors(t *testing.T) {
 	}
 }
 
+// bomb64 is a bomb of 64 MiB, made once.
+var bomb64 = sync.OnceValue(func() []byte { return bomb(64 << 20) })
+
 // bomb returns a compressed message of zeros that inflates to n bytes.
 func bomb(n int) []byte {
 	var b bytes.Buffer
@@ -247,7 +251,7 @@ func bomb(n int) []byte {
 // having read only the start of the message and allocated nothing in
 // proportion to it (flate's state is about 50 KB, the window 64 KiB).
 func TestInflateBomb(t *testing.T) {
-	p := bomb(64 << 20)
+	p := bomb64()
 	if len(p) > 70000 {
 		t.Fatalf("bomb is %d bytes compressed", len(p))
 	}

@@ -84,6 +84,7 @@ func (c *Conn) readMessage() error {
 		if h.Opcode != OpContinuation {
 			c.op, c.inMsg = h.Opcode, true
 			c.utf.Reset()
+			c.startData(h)
 			c.msgState.Add(1)
 		}
 		if err := c.readData(h); err != nil {
@@ -140,8 +141,8 @@ func (c *Conn) readHeader() (Header, error) {
 // permessage-deflate, RFC 7692) allows it here.
 func (c *Conn) checkStart(h Header) error {
 	switch {
-	case h.Rsv != 0: // Section 5.2: no extension was negotiated
-		return c.fail(CloseProtocolError, "reserved bits set")
+	case c.rsvError(h) != "": // Section 5.2; RFC 7692, Section 6
+		return c.fail(CloseProtocolError, c.rsvError(h))
 	case IsReservedOpcode(h.Opcode): // Section 5.2
 		return c.fail(CloseProtocolError, "reserved opcode "+strconv.Itoa(int(h.Opcode)))
 	case c.role == Server && !h.Masked: // Section 5.1
@@ -208,16 +209,20 @@ func (c *Conn) dataChunk(b []byte, masked bool) error {
 	if masked {
 		c.keyPos = Mask(c.key, c.keyPos, b)
 	}
-	if c.op == OpText && !c.utf.Write(b) {
+	if c.op == OpText && !c.compressedData() && !c.utf.Write(b) {
 		return c.fail(CloseInvalidPayload, "invalid UTF-8 in text message")
 	}
 	return nil
 }
 
-// endMessage checks a message once its last frame is in. A per-message
-// transform (inflating a compressed message, RFC 7692) belongs here, with
-// the UTF-8 check moved after it.
+// endMessage checks a message once its last frame is in, and inflates it
+// when it is compressed (RFC 7692), checking UTF-8 as it inflates.
 func (c *Conn) endMessage() error {
+	if c.compressedData() {
+		if err := c.inflateMessage(); err != nil {
+			return err
+		}
+	}
 	if c.op == OpText && !c.utf.Complete() {
 		return c.fail(CloseInvalidPayload, "invalid UTF-8 in text message")
 	}

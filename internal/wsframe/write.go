@@ -160,6 +160,10 @@ func (c *Conn) queue(op byte, a, b []byte) bool {
 	if op == OpClose {
 		c.closeSent = true
 	}
+	if f := c.compressFrame(op, a, b); f != nil {
+		c.wbufs = append(c.wbufs, f)
+		return true
+	}
 	c.wbufs = append(c.wbufs, a)
 	if len(b) > 0 {
 		c.wbufs = append(c.wbufs, b)
@@ -180,5 +184,6 @@ func (c *Conn) flush() error {
 	}
 	clear(c.wbufArr[:])
 	c.wbufs = c.wbufArr[:0]
+	c.releaseFrames()
 	return err
 }

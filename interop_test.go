@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,6 +58,15 @@ const wantChecks = "text binary empty 1MiB fragments pong close=1000 close=4000"
 // cafile, if not empty) and fails the test unless it prints its ok line.
 func runPeerClient(t *testing.T, peer, url, cafile string) {
 	t.Helper()
+	runPeerClientDeflate(t, peer, url, cafile, "")
+}
+
+// runPeerClientDeflate is runPeerClient with WSECHO_DEFLATE set to deflate
+// (see testdata/interop), when not empty: then the client must have
+// negotiated permessage-deflate and checks a JSON-like message too. It
+// returns the client's output.
+func runPeerClientDeflate(t *testing.T, peer, url, cafile, deflate string) string {
+	t.Helper()
 	var cmd *exec.Cmd
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -75,12 +85,21 @@ func runPeerClient(t *testing.T, peer, url, cafile string) {
 		t.Fatalf("unknown peer %q", peer)
 	}
 	cmd.WaitDelay = 2 * time.Second
+	want := "ok " + peer + " " + wantChecks
+	if deflate != "" {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, "WSECHO_DEFLATE="+deflate)
+		want = strings.Replace(want, "1MiB", "1MiB json", 1) + " deflate"
+	}
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	last := lines[len(lines)-1]
-	if want := "ok " + peer + " " + wantChecks; err != nil || last != want {
+	if err != nil || last != want {
 		t.Fatalf("%s client against %s: err %v, last line %q, want %q; output:\n%s", peer, url, err, last, want, out)
 	}
+	return string(out)
 }
 
 // ourClientTable runs the echo table with our client package against url:
@@ -165,6 +184,54 @@ func startEcho(t *testing.T, opts server.Options, tc *tls.Config) string {
 		}
 	})
 	return ts.Listener.Addr().String()
+}
+
+// TestInteropDeflate runs the third-party clients against our server with
+// permessage-deflate offered with context takeover on and off and windows
+// of 8, 9 and 15 bits (a server with CompressContextTakeover for takeover
+// on), and checks what was negotiated and that messages were compressed
+// both ways.
+func TestInteropDeflate(t *testing.T) {
+	t.Parallel()
+	for _, takeover := range []string{"on", "off"} {
+		for _, bits := range []int{8, 9, 15} {
+			setting := fmt.Sprintf("takeover=%s,bits=%d", takeover, bits)
+			for _, peer := range thirdParty {
+				t.Run(fmt.Sprintf("takeover=%s/bits=%d/peer=%s", takeover, bits, peer), func(t *testing.T) {
+					t.Parallel()
+					h := server.New(server.Options{CompressContextTakeover: takeover == "on", Logger: testLogger(t)})
+					ts := httptest.NewServer(h)
+					t.Cleanup(func() {
+						ts.Close()
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						defer cancel()
+						h.Shutdown(ctx)
+					})
+					out := runPeerClientDeflate(t, peer, "ws"+strings.TrimPrefix(ts.URL, "http")+"/echo", "", setting)
+					_, resp, _ := strings.Cut(out, "deflate: ")
+					resp, _, _ = strings.Cut(resp, "\n")
+					wantParams := []string{fmt.Sprintf("server_max_window_bits=%d", bits)}
+					if takeover == "off" {
+						wantParams = append(wantParams, "server_no_context_takeover", "client_no_context_takeover")
+					}
+					for _, p := range wantParams {
+						if !strings.Contains(resp, p) {
+							t.Errorf("response %q lacks %s", resp, p)
+						}
+					}
+					if takeover == "on" && strings.Contains(resp, "no_context_takeover") {
+						t.Errorf("response %q: the server should keep its context", resp)
+					}
+					m := h.Metrics()
+					for _, name := range []string{"compressed_messages_in", "compressed_messages_out"} {
+						if v := m.Get(name).(*expvar.Int).Value(); v == 0 {
+							t.Errorf("%s = 0: nothing was compressed", name)
+						}
+					}
+				})
+			}
+		}
+	}
 }
 
 // TestInteropClients runs the echo table against our server with Python

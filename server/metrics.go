@@ -44,6 +44,14 @@ type metrics struct {
 	closeSent  expvar.Map // Close frames sent, by code (1005: one with no code)
 	closeRecv  expvar.Map // Close frames received, by code (1005: one with no code)
 	dropped    expvar.Int // connections that ended with no Close frame either way
+
+	// permessage-deflate (compress.go): connections that negotiated it;
+	// compressed messages received, their bytes on the wire and inflated;
+	// compressed echoes, their bytes before and after compression.
+	connsCompressed                expvar.Int
+	compressedIn, wireIn           expvar.Int
+	inflatedIn                     expvar.Int
+	compressedOut, rawOut, wireOut expvar.Int
 }
 
 func newMetrics(start time.Time, budget *wsframe.Budget) *metrics {
@@ -72,6 +80,7 @@ func newMetrics(start time.Time, budget *wsframe.Budget) *metrics {
 	m.vars.Set("memory_peak_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Peak }))
 	m.vars.Set("memory_waits", stat(func(s wsframe.BudgetStats) int64 { return s.Waits }))
 	m.vars.Set("memory_refused", stat(func(s wsframe.BudgetStats) int64 { return s.Refused }))
+	m.publishCompression()
 	m.vars.Set("uptime_seconds", expvar.Func(func() any {
 		return time.Since(start).Round(time.Millisecond).Seconds()
 	}))

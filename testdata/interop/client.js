@@ -36,7 +36,9 @@ if (deflate === 'off') {
 } else if (deflateOn) {
   const kv = Object.fromEntries(deflate.split(',').map((s) => s.split('=')));
   const bits = Number(kv.bits);
-  const noTakeover = kv.takeover === 'off';
+  // With takeover on, neither option is set: ws would reject the other
+  // end's no_context_takeover even though RFC 7692 lets it add one.
+  const noTakeover = kv.takeover === 'off' ? true : undefined;
   opts.perMessageDeflate = {
     serverNoContextTakeover: noTakeover,
     clientNoContextTakeover: noTakeover,

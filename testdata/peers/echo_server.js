@@ -44,7 +44,9 @@ const deflate = process.env.WSECHO_DEFLATE;
 if (deflate && deflate !== 'off') {
   const kv = Object.fromEntries(deflate.split(',').map((s) => s.split('=')));
   const bits = Number(kv.bits);
-  const noTakeover = kv.takeover === 'off';
+  // With takeover on, neither option is set: ws would reject the other
+  // end's no_context_takeover even though RFC 7692 lets it add one.
+  const noTakeover = kv.takeover === 'off' ? true : undefined;
   perMessageDeflate = {
     serverNoContextTakeover: noTakeover,
     clientNoContextTakeover: noTakeover,

@@ -131,6 +131,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pingInterval := fs.Duration("ping-interval", 30*time.Second, "how often each connection gets a ping (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close a connection with 1001 when nothing has arrived on it for this long (0: never)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for closing handshakes")
+	compress := fs.Bool("compress", true, "accept permessage-deflate offers (false declines them)")
+	compressContext := fs.Bool("compress-context", false, "keep the compression context across messages (better ratio, about 1.3 MB per compressed connection)")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve wss://")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	var level slog.Level
@@ -173,6 +175,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		HandshakeTimeout: *handshakeTimeout,
 		PingInterval:     *pingInterval,
 		IdleTimeout:      *idleTimeout,
+
+		DisableCompression:      !*compress,
+		CompressContextTakeover: *compressContext,
 	}
 	if *origins != "" {
 		opts.CheckOrigin = server.AllowOrigins(strings.Split(*origins, ","))
@@ -297,6 +302,7 @@ func runClient(ctx context.Context, args []string, in io.Reader, stdout, stderr 
 	caFile := fs.String("ca", "", "trust the CA certificates in PEM `file` (wss)")
 	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "bound on the dial, proxy, TLS and opening handshake")
 	ping := fs.Duration("ping", 0, "send a ping at this `interval`; no pong by the next one counts as a lost connection")
+	compress := fs.Bool("compress", false, "offer permessage-deflate compression (as browsers do); print what the server accepted")
 	reconnect := fs.Bool("reconnect", false, "reconnect with backoff when the connection drops or the server closes with 1001 or 1012")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
@@ -365,6 +371,7 @@ func runClient(ctx context.Context, args []string, in io.Reader, stdout, stderr 
 		CloseReason:    *closeReason,
 		Ping:           *ping,
 		Reconnect:      *reconnect,
+		Compress:       *compress,
 		Status:         stderr,
 		Logger:         newLogger(stderr, level),
 	}

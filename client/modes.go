@@ -572,7 +572,8 @@ func (l *live) readLoop() error {
 		}
 		at := time.Now()
 		s.confirm(m)
-		s.p.received(m, at)
+		wire, compressed := l.c.wireSize()
+		s.p.received(m, wire, compressed, at)
 		s.mu.Lock()
 		s.recv++
 		s.mu.Unlock()

@@ -1,10 +1,12 @@
 package wsframe
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 )
 
@@ -23,7 +25,8 @@ type connDeflate struct {
 
 	// Read side, owned by the reading goroutine.
 	in         Inflater
-	compressed bool // the message being read has RSV1
+	compressed bool  // the message being read has RSV1
+	lastWire   int64 // payload bytes on the wire of the last message read, if compressed
 
 	// Write side, guarded by the Conn's wmu.
 	out  *Compressor
@@ -51,7 +54,7 @@ type CompressionStats struct {
 // Start; a Client Conn that was given Options.OfferDeflate calls it itself
 // when the server accepts.
 func (c *Conn) EnableDeflate(d Deflate) {
-	z := &connDeflate{params: d}
+	z := &connDeflate{params: d, lastWire: -1}
 	z.in.Takeover = d.Receiver(c.role)
 	z.out = NewCompressor(d.Sender(c.role))
 	c.deflate = z
@@ -101,7 +104,17 @@ func (c *Conn) rsvError(h Header) string {
 func (c *Conn) startData(h Header) {
 	if c.deflate != nil {
 		c.deflate.compressed = h.Rsv&rsv1 != 0
+		c.deflate.lastWire = -1
 	}
+}
+
+// LastCompressed reports whether the last message read was compressed, and
+// its payload's size on the wire. Call it from the reading goroutine.
+func (c *Conn) LastCompressed() (wireSize int64, ok bool) {
+	if c.deflate == nil || c.deflate.lastWire < 0 {
+		return 0, false
+	}
+	return c.deflate.lastWire, true
 }
 
 // compressedData reports whether the message being read is compressed:
@@ -164,6 +177,7 @@ func (c *Conn) inflateMessage() error {
 			break
 		}
 	}
+	z.lastWire = int64(len(comp))
 	z.stats.msgsIn.Add(1)
 	z.stats.wireIn.Add(int64(len(comp)))
 	z.stats.inflated.Add(int64(len(c.msg)))
@@ -225,4 +239,60 @@ func (c *Conn) releaseFrames() {
 		}
 		z.held = z.held[:0]
 	}
+}
+
+// offerState is what a Client Conn that offered permessage-deflate keeps
+// while it passes the handshake response through.
+type offerState struct {
+	line    []byte // the response line being handed over
+	off     int    // bytes of line handed over
+	midLine bool   // line is a piece of a line longer than the reader's buffer
+	done    bool   // line is the blank line that ends the response
+	values  []string
+}
+
+// readHTTPLines passes the handshake response through line by line, up to
+// its blank line, leaving out the Sec-WebSocket-Extensions fields. At the
+// blank line it checks them (RFC 7692, Section 7) and turns compression on
+// if the server accepted; an answer the client must fail on is returned as
+// the error, which ends x/net's handshake.
+func (c *Conn) readHTTPLines(p []byte) (int, error) {
+	o := c.offer
+	for o.off == len(o.line) {
+		line, err := c.br.ReadSlice('\n')
+		if err != nil && err != bufio.ErrBufferFull {
+			return 0, err
+		}
+		start := !o.midLine
+		o.midLine = err == bufio.ErrBufferFull
+		o.line, o.off = append(o.line[:0], line...), 0
+		text := strings.TrimRight(string(line), "\r\n")
+		switch {
+		case !start:
+		case !c.statusDone:
+			c.statusDone = true
+			c.status = append(c.status[:0], text[:min(len(text), 64)]...)
+		case text == "" && !o.midLine:
+			o.done = true
+			d, ok, err := CheckDeflateResponse(o.values)
+			if err != nil {
+				return 0, errors.New("websocket: " + err.Error())
+			}
+			if ok {
+				c.EnableDeflate(d)
+			}
+		default:
+			name, value, found := strings.Cut(text, ":")
+			if found && strings.EqualFold(strings.TrimSpace(name), ExtensionHeader) && !o.midLine {
+				o.values = append(o.values, strings.TrimSpace(value))
+				o.line = o.line[:0] // kept from x/net
+			}
+		}
+	}
+	n := copy(p, o.line[o.off:])
+	o.off += n
+	if o.done && o.off == len(o.line) {
+		c.httpRead, c.offer = false, nil
+	}
+	return n, nil
 }

@@ -64,6 +64,14 @@ type Options struct {
 	// OnPong, if set, is called from the reading goroutine with the payload
 	// of every Pong. The slice is valid only during the call.
 	OnPong func(payload []byte)
+
+	// OfferDeflate tells a Client Conn that the handshake request offered
+	// permessage-deflate (DeflateOffer). The Conn then takes the server's
+	// Sec-WebSocket-Extensions out of the response it passes through (x/net
+	// fails a handshake whose response has one), checks it, and turns
+	// compression on when the server accepted; an answer RFC 7692 forbids
+	// fails the handshake.
+	OfferDeflate bool
 }
 
 // Conn is the wire layer of one WebSocket connection.
@@ -102,6 +110,7 @@ type Conn struct {
 	memWaits   int     // times a read waited for Budget
 	utf        UTF8
 	deflate    *connDeflate // permessage-deflate, when negotiated (compress.go)
+	offer      *offerState  // client: reading the answer to OfferDeflate
 	ctl        [MaxControlPayload]byte
 	readErr    error // sticky
 	atHeader   bool  // waiting for a frame header: a timeout here can be retried
@@ -160,7 +169,11 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, opts Options) *Conn {
 	if opts.MemoryWait <= 0 {
 		opts.MemoryWait = DefaultMemoryWait
 	}
-	return &Conn{nc: nc, br: br, role: role, opts: opts, httpRead: role == Client}
+	c := &Conn{nc: nc, br: br, role: role, opts: opts, httpRead: role == Client}
+	if role == Client && opts.OfferDeflate {
+		c.offer = new(offerState)
+	}
+	return c
 }
 
 // HandshakeStatus returns the status line of the handshake response a

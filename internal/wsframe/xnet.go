@@ -45,6 +45,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // readHTTP passes the handshake response through, up to its blank line.
 func (c *Conn) readHTTP(p []byte) (int, error) {
+	if c.offer != nil {
+		return c.readHTTPLines(p)
+	}
 	if _, err := c.br.Peek(1); err != nil {
 		return 0, err
 	}

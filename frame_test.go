@@ -1268,7 +1268,7 @@ func TestWireDeflateFraming(t *testing.T) {
 		{name: "rsv2", send: [][]byte{wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Rsv: 0x20, Opcode: wsframe.OpText, Masked: true, Key: wireMaskKey}, []byte("x"))},
 			want: deflateReply{code: wsframe.CloseProtocolError}},
 		{name: "does_not_inflate", send: [][]byte{deflateFrame(true, true, wsframe.OpBinary, []byte{0xff, 0xff, 0xff, 0xff})},
-			want: deflateReply{code: wsframe.CloseInvalidPayload},
+			want:    deflateReply{code: wsframe.CloseInvalidPayload},
 			gorilla: &deflateReply{eof: true}}, // gorilla hangs up with no Close
 		{name: "invalid_utf8_inflated", send: [][]byte{deflateFrame(true, true, wsframe.OpText, compress("bad \xff text, long enough to be compressed"))},
 			want: deflateReply{code: wsframe.CloseInvalidPayload},

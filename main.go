@@ -393,6 +393,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second per connection (0: closed loop, each waits for its echo)")
 	fs.BoolVar(&cfg.Binary, "binary", false, "send binary messages instead of text")
+	fs.BoolVar(&cfg.Compress, "compress", false, "offer permessage-deflate and send JSON-like text compressed; report bytes on the wire")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -436,6 +437,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "%s: %d conns, %d-byte %s messages, %.1fs, %s\n", r.URL, r.Conns, r.Size, kind, r.Seconds, loop)
 	fmt.Fprintf(stdout, "round trips  %d (%.1f/s)\n", r.RoundTrips, r.PerSecond)
 	fmt.Fprintf(stdout, "throughput   %.2f MB/s each way\n", r.MBpsOut)
+	if r.Compressed {
+		fmt.Fprintf(stdout, "compressed   %.0f bytes on the wire per message out, %.0f back (of %d)\n", r.WireBytesOut, r.WireBytesIn, r.Size)
+	}
 	fmt.Fprintf(stdout, "latency      p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n", l.P50, l.P90, l.P99, l.P999, l.Max)
 	fmt.Fprintf(stdout, "errors       %d", r.ErrorsTotal)
 	for kind, n := range r.Errors {

@@ -122,6 +122,15 @@ func (c *Conn) readCompressed() error {
 	return nil
 }
 
+// WireBytes returns the average payload bytes on the wire of the
+// compressed message and of its echoes so far; zero without compression.
+func (c *Conn) WireBytes() (out, in float64) {
+	if c.z == nil || c.z.msgs == 0 {
+		return 0, 0
+	}
+	return float64(c.z.wireOut) / float64(c.z.msgs), float64(c.z.wireIn) / float64(c.z.msgs)
+}
+
 // JSONText returns n bytes of JSON-like text: price ticks that differ in
 // their numbers, the classic push payload. The same n gives the same text.
 func JSONText(n int) []byte {

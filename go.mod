@@ -2,6 +2,13 @@ module wsecho
 
 go 1.26.0
 
-require golang.org/x/net v0.62.0
+require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/lxzan/gws v1.8.9
+	golang.org/x/net v0.62.0
+)
 
-require github.com/gorilla/websocket v1.5.3 // indirect
+require (
+	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
+)

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -130,6 +131,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	handshakeTimeout := fs.Duration("handshake-timeout", 10*time.Second, "how long a client may take to send its upgrade request (and TLS handshake)")
 	pingInterval := fs.Duration("ping-interval", 30*time.Second, "how often each connection gets a ping (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close a connection with 1001 when nothing has arrived on it for this long (0: never)")
+	maxMemory := fs.Int64("max-memory", server.DefaultMaxMemory, "most `bytes` of message data held across all connections; a message that needs more waits, then is closed with 1013")
+	messageTimeout := fs.Duration("message-timeout", 60*time.Second, "close a connection with 1008 when one message takes longer than this from its first frame to its last (0: no limit)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for closing handshakes")
 	compress := fs.Bool("compress", true, "accept permessage-deflate offers (false declines them)")
 	compressContext := fs.Bool("compress-context", false, "keep the compression context across messages (better ratio, about 1.3 MB per compressed connection)")
@@ -152,6 +155,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{"-ping-interval and -idle-timeout must not be negative"}
 	case *pingInterval > 0 && *idleTimeout > 0 && *pingInterval >= *idleTimeout:
 		return &usageError{"-ping-interval must be shorter than -idle-timeout, or idle clients that answer pings are closed"}
+	case *maxMemory < 0, *messageTimeout < 0:
+		return &usageError{"-max-memory and -message-timeout must not be negative"}
 	case *shutdownTimeout <= 0:
 		return &usageError{"-shutdown-timeout must be positive"}
 	case (*certFile == "") != (*keyFile == ""):
@@ -168,6 +173,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{fmt.Sprintf("-log-format must be text or json, not %q", *logFormat)}
 	}
 
+	if *maxMemory == 0 {
+		*maxMemory = server.DefaultMaxMemory
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Buffers dropped as messages grow are garbage until the next
+		// collection: a soft limit keeps the process near -max-memory.
+		debug.SetMemoryLimit(*maxMemory + *maxMemory/2 + 128<<20)
+	}
 	opts := server.Options{
 		Logger:           log,
 		MaxMessage:       *maxMessage,
@@ -175,6 +188,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		HandshakeTimeout: *handshakeTimeout,
 		PingInterval:     *pingInterval,
 		IdleTimeout:      *idleTimeout,
+		MaxMemory:        *maxMemory,
+		MessageTimeout:   *messageTimeout,
 
 		DisableCompression:      !*compress,
 		CompressContextTakeover: *compressContext,

@@ -53,9 +53,9 @@ type Report struct {
 	Errors      map[string]int64 `json:"errors,omitempty"`
 	ErrorsTotal int64            `json:"errors_total"`
 	// With Config.Compress: payload bytes on the wire per message, each way.
-	Compressed     bool    `json:"compressed,omitempty"`
-	WireBytesOut   float64 `json:"wire_bytes_per_message_out,omitempty"`
-	WireBytesIn    float64 `json:"wire_bytes_per_message_in,omitempty"`
+	Compressed   bool    `json:"compressed,omitempty"`
+	WireBytesOut float64 `json:"wire_bytes_per_message_out,omitempty"`
+	WireBytesIn  float64 `json:"wire_bytes_per_message_in,omitempty"`
 }
 
 // Percentiles of the round-trip latency.

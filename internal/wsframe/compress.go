@@ -125,20 +125,20 @@ func (c *Conn) compressedData() bool {
 
 // inflateMessage replaces the compressed message in c.msg with its inflated
 // form, in a buffer that grows with the inflated data, charged to
-// Options.Budget like any message buffer; the compressed buffer goes back
-// once the message is inflated. A message that would inflate past
+// Options.Budget like any message buffer. The compressed buffer goes back
+// to its pool once the message is inflated; its charge stays with the
+// message's until Release, so the budget counts both. A message that would inflate past
 // MaxMessage fails the connection with 1009 as soon as it passes it; one
 // that does not inflate, or is not UTF-8 for text, with 1007.
 func (c *Conn) inflateMessage() error {
 	z := c.deflate
 	z.compressed = false
-	comp, compBuf, compCharged := c.msg, c.buf, c.charged
-	c.msg, c.buf, c.charged = nil, nil, 0
+	comp, compBuf := c.msg, c.buf
+	c.msg, c.buf = nil, nil
 	defer func() {
 		if compBuf != nil {
 			putBuffer(compBuf)
 		}
-		c.opts.Budget.Release(compCharged)
 	}()
 	z.in.Reset(bytes.NewReader(comp), c.opts.MaxMessage)
 	c.utf.Reset()

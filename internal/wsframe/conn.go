@@ -106,8 +106,7 @@ type Conn struct {
 	msg        []byte  // the message read so far, in *buf
 	msgOff     int     // bytes of msg handed to x/net
 	handed     bool    // msg is a whole message handed out: released at the next read
-	charged    int64   // bytes of Budget held for buf
-	memWaits   int     // times a read waited for Budget
+	hold       Hold    // this connection's share of Options.Budget
 	utf        UTF8
 	deflate    *connDeflate // permessage-deflate, when negotiated (compress.go)
 	offer      *offerState  // client: reading the answer to OfferDeflate
@@ -169,7 +168,7 @@ func NewConn(nc net.Conn, br *bufio.Reader, role Role, opts Options) *Conn {
 	if opts.MemoryWait <= 0 {
 		opts.MemoryWait = DefaultMemoryWait
 	}
-	c := &Conn{nc: nc, br: br, role: role, opts: opts, httpRead: role == Client}
+	c := &Conn{nc: nc, br: br, role: role, opts: opts, httpRead: role == Client, hold: NewHold(opts.Budget)}
 	if role == Client && opts.OfferDeflate {
 		c.offer = new(offerState)
 	}
@@ -202,7 +201,7 @@ func (c *Conn) Progress() (life, messages uint64) {
 
 // MemoryWaits returns how many times a read has waited for Options.Budget.
 // Call it from the reading goroutine.
-func (c *Conn) MemoryWaits() int { return c.memWaits }
+func (c *Conn) MemoryWaits() int { return c.hold.Waits() }
 
 // Close closes the connection. If the connection was failed, it first
 // half-closes and reads what the peer still sends, for LingerTimeout at most,

@@ -44,8 +44,7 @@ func (c *Conn) Release() {
 		putBuffer(c.buf)
 		c.buf, c.msg = nil, nil
 	}
-	c.opts.Budget.Release(c.charged)
-	c.charged = 0
+	c.hold.Release()
 	c.handed, c.msgOff = false, 0
 }
 
@@ -254,18 +253,9 @@ func (c *Conn) grow(left int64) error {
 // back on the peer) for up to Options.MemoryWait, then fails the connection
 // with 1013.
 func (c *Conn) charge(n int64) error {
-	b := c.opts.Budget
-	if b == nil || n <= 0 {
-		return nil
-	}
-	ok, waited := b.Acquire(n, c.charged+n, c.opts.MemoryWait)
-	if waited {
-		c.memWaits++
-	}
-	if !ok {
+	if !c.hold.Grow(n, c.opts.MemoryWait) {
 		return c.fail(CloseTryAgainLater, "memory budget for messages spent")
 	}
-	c.charged += n
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -59,7 +60,11 @@ func TestReadMessageLarge(t *testing.T) {
 		frames = append(frames, frame(off+n == len(msg), op, true, msg[off:off+n]))
 		off += n
 	}
-	go write(t, peer, frames...)
+	go func() {
+		if _, err := peer.Write(slices.Concat(frames...)); err != nil {
+			t.Errorf("peer write: %v", err)
+		}
+	}()
 	op, p, err := c.ReadMessage()
 	if err != nil || op != OpBinary || !bytes.Equal(p, msg) {
 		t.Fatalf("ReadMessage: op %d, %d bytes, %v; want the %d-byte binary message", op, len(p), err, len(msg))
@@ -85,13 +90,13 @@ func TestBudgetWait(t *testing.T) {
 	small, smallPeer, _ := newServerConn(t, opts)
 
 	// holder reads a 1 MiB message and keeps it: 1 MiB of the budget held.
-	go write(t, holderPeer, frame(true, OpBinary, true, make([]byte, 1<<20)))
+	go holderPeer.Write(frame(true, OpBinary, true, make([]byte, 1<<20)))
 	if _, p, err := holder.ReadMessage(); err != nil || len(p) != 1<<20 {
 		t.Fatalf("holder: %d bytes, %v", len(p), err)
 	}
 	// big's 1 MiB message gets to 512 KiB, then needs more than is left
 	// outside the reserve.
-	go write(t, bigPeer, frame(true, OpBinary, true, make([]byte, 1<<20)))
+	go bigPeer.Write(frame(true, OpBinary, true, make([]byte, 1<<20))) // fails once big is failed
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := big.ReadMessage()
@@ -123,24 +128,50 @@ func TestBudgetWait(t *testing.T) {
 }
 
 // TestBudgetRelease checks that a waiting holder gets its memory as soon as
-// another releases it.
+// another releases it, and that a holder is refused at once when every
+// other holder is waiting too.
 func TestBudgetRelease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := NewBudget(8 << 20) // 1 MiB reserve
-		if ok, _ := b.Acquire(6<<20, 6<<20, time.Second); !ok {
-			t.Fatal("first acquire refused")
+		h1, h2, h3 := NewHold(b), NewHold(b), NewHold(b)
+		if !h1.Grow(6<<20, time.Second) {
+			t.Fatal("first grow refused")
 		}
 		go func() {
 			time.Sleep(100 * time.Millisecond)
-			b.Release(6 << 20)
+			h1.Release()
 		}()
 		start := time.Now()
-		ok, waited := b.Acquire(4<<20, 4<<20, time.Second)
-		if !ok || !waited || time.Since(start) != 100*time.Millisecond {
-			t.Errorf("second acquire: ok %v waited %v after %v; want it at 100ms", ok, waited, time.Since(start))
+		if !h2.Grow(4<<20, time.Second) || h2.Waits() != 1 || time.Since(start) != 100*time.Millisecond {
+			t.Errorf("second grow: %d waits, after %v; want it at 100ms", h2.Waits(), time.Since(start))
 		}
-		if ok, _ := b.Acquire(8<<20, 8<<20, time.Second); ok {
+		if h3.Grow(8<<20, time.Second) {
 			t.Error("a holding larger than the budget less its reserve was granted")
+		}
+
+		// h2 holds 4 MiB and h3 2 MiB; both want 2 MiB more, where 1 MiB
+		// is free outside the reserve. h3 waits for h2, whose request is
+		// refused at once, since h3 is waiting too; h2's release lets h3
+		// go on.
+		if !h3.Grow(2<<20, time.Second) {
+			t.Fatal("h3's first grow refused")
+		}
+		got := make(chan bool, 1)
+		go func() { got <- h3.Grow(2<<20, time.Second) }()
+		synctest.Wait() // h3 is waiting
+		start = time.Now()
+		if h2.Grow(2<<20, time.Second) {
+			t.Fatal("h2 was granted memory that is not there")
+		}
+		if time.Since(start) != 0 {
+			t.Errorf("h2 was refused after %v, want at once", time.Since(start))
+		}
+		h2.Release()
+		if !<-got {
+			t.Error("h3 was refused after h2 released its memory")
+		}
+		if st := b.Stats(); st.Used != 4<<20 || st.Refused != 2 {
+			t.Errorf("stats %+v, want 4 MiB used and 2 refusals", st)
 		}
 	})
 }

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/client"
+	"wsecho/internal/bench"
 	"wsecho/internal/testpeer"
 	"wsecho/internal/wsmsg"
 	"wsecho/server"
@@ -856,4 +857,51 @@ func firstDiff(got []string, n int) string {
 		}
 	}
 	return "equal"
+}
+
+// TestClientDeflate runs our client with Options.Compress against our
+// server, against ours with compression off, and against gorilla's with
+// EnableCompression: compression is in force exactly when the server
+// accepted, and a JSON-like message and a small one echo unchanged.
+func TestClientDeflate(t *testing.T) {
+	t.Parallel()
+	big := bench.JSONText(20000)
+	for _, tc := range []struct {
+		impl string
+		opts server.Options
+		want string // Conn.Compression, "" for none
+	}{
+		{impl: "xnet", want: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{impl: "xnet", opts: server.Options{DisableCompression: true}},
+		{impl: "gorilla-deflate", want: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+	} {
+		t.Run(fmt.Sprintf("impl=%s/off=%v", tc.impl, tc.opts.DisableCompression), func(t *testing.T) {
+			t.Parallel()
+			url := startServerOpts(t, tc.impl, tc.opts)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, url, client.Options{Compress: true, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if got, _ := c.Compression(); got != tc.want {
+				t.Errorf("Compression() = %q, want %q", got, tc.want)
+			}
+			for _, m := range []wsmsg.Message{{Type: websocket.TextFrame, Data: big}, {Type: websocket.BinaryFrame, Data: []byte("small")}} {
+				if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
+					t.Fatal(err)
+				}
+				var got wsmsg.Message
+				if err := wsmsg.Codec.Receive(c.Conn, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Type != m.Type || !bytes.Equal(got.Data, m.Data) {
+					t.Fatalf("echo: type %d, %d bytes; want type %d, %d bytes", got.Type, len(got.Data), m.Type, len(m.Data))
+				}
+			}
+			c.WriteClose(1000, "")
+		})
+	}
 }

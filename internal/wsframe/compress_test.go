@@ -166,3 +166,63 @@ func TestDeflateWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestOfferDeflateResponse checks how a Client Conn that offered
+// permessage-deflate passes the handshake response through: the
+// Sec-WebSocket-Extensions fields never reach the reader (x/net fails on
+// any), an acceptable answer turns compression on, and an answer RFC 7692
+// tells a client to fail on ends the handshake with an error.
+func TestOfferDeflateResponse(t *testing.T) {
+	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	tests := []struct {
+		name    string
+		fields  string // extension fields of the response
+		want    string // the Deflate in force, "" for none
+		wantErr bool
+	}{
+		{name: "declined", fields: ""},
+		{name: "plain", fields: "Sec-WebSocket-Extensions: permessage-deflate\r\n", want: "permessage-deflate"},
+		{name: "params", fields: "sec-websocket-extensions:permessage-deflate; server_no_context_takeover; client_max_window_bits=9\r\n",
+			want: "permessage-deflate; server_no_context_takeover; client_max_window_bits=9"},
+		{name: "two_fields", fields: "Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Extensions: permessage-deflate\r\n", wantErr: true},
+		{name: "unknown_param", fields: "Sec-WebSocket-Extensions: permessage-deflate; foo\r\n", wantErr: true},
+		{name: "not_offered", fields: "Sec-WebSocket-Extensions: x-webkit-deflate-frame\r\n", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := head + tc.fields + "X-After: 1\r\n\r\n"
+			frame := AppendFrame(nil, Header{Fin: true, Opcode: OpText}, []byte("hi"))
+			fc := &fakeConn{in: append([]byte(resp), frame...), chunk: 7}
+			c := NewConn(fc, nil, Client, Options{OfferDeflate: true})
+			var passed []byte
+			buf := make([]byte, 5)
+			var err error
+			for c.httpRead && err == nil {
+				var n int
+				n, err = c.Read(buf)
+				passed = append(passed, buf[:n]...)
+			}
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("no error for %q", tc.fields)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			if want := head + "X-After: 1\r\n\r\n"; string(passed) != want {
+				t.Fatalf("passed through %q, want %q", passed, want)
+			}
+			d, ok := c.Deflate()
+			if got := map[bool]string{true: d.String()}[ok]; got != tc.want {
+				t.Fatalf("in force: %q, want %q", got, tc.want)
+			}
+			c.Start()
+			op, p, err := c.ReadMessage()
+			if err != nil || op != OpText || string(p) != "hi" {
+				t.Fatalf("first message after the response: %d %q %v", op, p, err)
+			}
+		})
+	}
+}

@@ -94,7 +94,8 @@ func (m *metrics) received(code int) { m.closeRecv.Add(strconv.Itoa(code), 1) }
 // connections dropped without a Close, handshakes rejected by reason,
 // messages and payload bytes in and out, Close frames sent and received by
 // code, the memory budget for message data (size, used, peak, waits,
-// refusals), and uptime. The /debug/vars page of NewMux shows them under
+// refusals), permessage-deflate (connections, messages and bytes compressed
+// and inflated, the ratio), and uptime. The /debug/vars page of NewMux shows them under
 // MetricsName; to have them in expvar.Handler too, publish them once with
 // expvar.Publish(server.MetricsName, h.Metrics()).
 func (h *Handler) Metrics() *expvar.Map { return &h.metrics.vars }

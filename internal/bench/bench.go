@@ -364,37 +364,48 @@ func (c *Conn) RoundTrip() error {
 	if c.z != nil {
 		return c.readCompressed()
 	}
+	h, err := c.dataHeader()
+	if err != nil {
+		return err
+	}
+	if !h.Fin || h.Opcode != c.op || h.Length != int64(len(c.want)) {
+		return errMismatch
+	}
+	if _, err := io.ReadFull(c.br, c.buf); err != nil {
+		return err
+	}
+	if !bytes.Equal(c.buf, c.want) {
+		return errMismatch
+	}
+	return nil
+}
+
+// dataHeader reads frame headers up to the next data frame's, skipping
+// control frames; a Close gives errClosed.
+func (c *Conn) dataHeader() (wsframe.Header, error) {
 	for {
 		b, err := c.br.Peek(2)
 		if err != nil {
-			return err
+			return wsframe.Header{}, err
 		}
 		if b, err = c.br.Peek(wsframe.HeaderLen(b[1])); err != nil {
-			return err
+			return wsframe.Header{}, err
 		}
 		h, n, err := wsframe.ParseHeader(b)
 		if err != nil {
-			return err
+			return wsframe.Header{}, err
 		}
 		c.br.Discard(n)
 		switch {
 		case h.Opcode == wsframe.OpClose:
-			return errClosed
+			return h, errClosed
 		case wsframe.IsControl(h.Opcode):
 			if _, err := c.br.Discard(int(h.Length)); err != nil {
-				return err
+				return h, err
 			}
 			continue
-		case !h.Fin || h.Opcode != c.op || h.Length != int64(len(c.want)):
-			return errMismatch
 		}
-		if _, err := io.ReadFull(c.br, c.buf); err != nil {
-			return err
-		}
-		if !bytes.Equal(c.buf, c.want) {
-			return errMismatch
-		}
-		return nil
+		return h, nil
 	}
 }
 

@@ -63,26 +63,11 @@ func (c *Conn) readCompressed() error {
 	z.payload = z.payload[:0]
 	rsv1 := false
 	for first := true; ; {
-		b, err := c.br.Peek(2)
+		h, err := c.dataHeader()
 		if err != nil {
 			return err
 		}
-		if b, err = c.br.Peek(wsframe.HeaderLen(b[1])); err != nil {
-			return err
-		}
-		h, n, err := wsframe.ParseHeader(b)
-		if err != nil {
-			return err
-		}
-		c.br.Discard(n)
 		switch {
-		case h.Opcode == wsframe.OpClose:
-			return errClosed
-		case wsframe.IsControl(h.Opcode):
-			if _, err := c.br.Discard(int(h.Length)); err != nil {
-				return err
-			}
-			continue
 		case first && h.Opcode != c.op, !first && h.Opcode != wsframe.OpContinuation:
 			return errMismatch
 		case int64(len(z.payload))+h.Length > int64(2*len(c.want)+64):

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // This file compresses and inflates messages for permessage-deflate
@@ -92,8 +93,8 @@ func (z *Compressor) Compress(dst, msg []byte) []byte {
 			z.fw.Flush()
 		default:
 			pool := 0
-			if len(msg) > 1<<z.windowBits {
-				pool = 1
+			if z.windowBits < MaxWindowBits && len(msg) > 1<<z.windowBits {
+				pool = 1 // flate's own window is 15 bits
 			}
 			fw := getFlateWriter(pool, &z.out)
 			fw.Write(msg)
@@ -262,21 +263,57 @@ func (z *Inflater) Close() {
 	z.window = nil
 }
 
-// onOwnStack runs f on a goroutine of its own and waits for it.
+// onOwnStack runs f on another goroutine and waits for it.
 // compress/flate's decompressor Reset has a 4.4 KB stack frame and its
 // Huffman code builder 1.4 KB: called on a connection's goroutine, deep in
 // the read or the write path, they would double that goroutine's stack to
 // 8 KB for the rest of the connection (Go shrinks a stack only when a
 // quarter of it is in use), 4 KB more per idle connection (measured with
-// TestIdleMemory). A goroutine that ends gives its stack back at once. It
-// costs about a microsecond a message.
+// TestIdleMemory). So they run on flate workers, goroutines whose stacks
+// have grown once: an idle worker takes the job, or a new one starts; a
+// worker with nothing to do for flateWorkerIdle ends. A new goroutine for
+// every call costs more than the compression of a small message (its stack
+// grows twice); a hand-over to a waiting worker, well under a microsecond.
 func onOwnStack(f func()) {
-	done := make(chan struct{})
-	go func() {
-		f()
-		close(done)
-	}()
+	done, _ := flateDone.Get().(chan struct{})
+	if done == nil {
+		done = make(chan struct{}, 1)
+	}
+	select {
+	case flateJobs <- flateJob{f, done}:
+	default:
+		go flateWorker(flateJob{f, done})
+	}
 	<-done
+	flateDone.Put(done)
+}
+
+// flateWorkerIdle is how long a flate worker waits for work before it ends.
+const flateWorkerIdle = 250 * time.Millisecond
+
+type flateJob struct {
+	f    func()
+	done chan struct{}
+}
+
+var (
+	flateJobs = make(chan flateJob) // to an idle worker, if one waits
+	flateDone sync.Pool             // chan struct{} with room for one
+)
+
+func flateWorker(j flateJob) {
+	idle := time.NewTimer(flateWorkerIdle)
+	defer idle.Stop()
+	for {
+		j.f()
+		j.done <- struct{}{}
+		idle.Reset(flateWorkerIdle)
+		select {
+		case j = <-flateJobs:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // inflateSource feeds compress/flate one message: the payload from r, then

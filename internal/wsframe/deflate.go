@@ -23,7 +23,10 @@ var deflateTail = [4]byte{0x00, 0x00, 0xff, 0xff}
 // inflateTail is what the receiver appends to a message's payload: the
 // stripped tail (Section 7.2.2), then an empty final stored block, so that
 // compress/flate reports io.EOF at the end of a whole message and an error
-// for one cut in the middle of a block.
+// for one cut in the middle of a block. (Rarely, the appended bytes can
+// finish a block cut short; the message then takes the bytes they decode
+// to. zlib-based peers report no error for such a message at all, and
+// FuzzInflate checks that what they would read comes first.)
 var inflateTail = [...]byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
 // windowSize is the largest LZ77 window, 2^MaxWindowBits: how far back a

@@ -206,9 +206,11 @@ func (c *Conn) compressFrame(op byte, a, b []byte) []byte {
 	}
 	buf := getBuffer(MaxHeaderLen + int(h.Length))
 	payload := z.out.Compress((*buf)[MaxHeaderLen:MaxHeaderLen], *raw)
-	if len(payload)+len(deflateTail) > int(h.Length) {
-		// It does not shrink (so it also never outgrew buf): send it as it
-		// is, which RFC 7692 lets a sender choose per message.
+	if len(payload) >= int(h.Length) && !z.out.takeover {
+		// It does not shrink: send it as it is, which RFC 7692 lets a
+		// sender choose per message. (With context takeover the message
+		// is in the compressor's window now, so it must go compressed,
+		// or the peer's window would miss it.)
 		putBuffer(buf)
 		return nil
 	}
@@ -217,12 +219,20 @@ func (c *Conn) compressFrame(op byte, a, b []byte) []byte {
 		rand.Read(nh.Key[:])
 		Mask(nh.Key, 0, payload)
 	}
-	// The header goes just before the payload in the same buffer.
 	var hdr [MaxHeaderLen]byte
 	hl = len(AppendHeader(hdr[:0], nh))
-	frame := (*buf)[MaxHeaderLen-hl : MaxHeaderLen+len(payload)]
-	copy(frame, hdr[:hl])
-	z.held = append(z.held, buf)
+	var frame []byte
+	if cap(payload) == cap(*buf)-MaxHeaderLen {
+		// The header goes just before the payload in the same buffer.
+		frame = (*buf)[MaxHeaderLen-hl : MaxHeaderLen+len(payload)]
+		copy(frame, hdr[:hl])
+		z.held = append(z.held, buf)
+	} else {
+		// The compressed payload outgrew buf (data that does not shrink,
+		// with context takeover): it is in a slice of its own.
+		putBuffer(buf)
+		frame = append(hdr[:hl:hl], payload...)
+	}
 	z.stats.msgsOut.Add(1)
 	z.stats.rawOut.Add(h.Length)
 	z.stats.wireOut.Add(int64(len(payload)))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -224,5 +225,47 @@ func TestOfferDeflateResponse(t *testing.T) {
 				t.Fatalf("first message after the response: %d %q %v", op, p, err)
 			}
 		})
+	}
+}
+
+// TestDeflateWriteTakeover checks the write side with context takeover:
+// every message of MinCompress bytes or more goes out compressed, even one
+// that does not shrink (it is in the compressor's window, so the peer's
+// window must get it too), and a peer keeping its window reads them all.
+func TestDeflateWriteTakeover(t *testing.T) {
+	fc := &fakeConn{}
+	c := NewConn(fc, nil, Server, Options{})
+	c.EnableDeflate(Deflate{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15})
+	c.Start()
+	noise := make([]byte, 4096-MaxHeaderLen) // fills a pooled buffer: compressed, it outgrows it
+	rand.NewChaCha8([32]byte{1}).Read(noise)
+	msgs := [][]byte{jsonTicks(2000, 1), noise, jsonTicks(2000, 1), []byte("short"), noise[:3000]}
+	for _, m := range msgs {
+		if _, err := c.Write(AppendFrame(nil, Header{Fin: true, Opcode: OpBinary}, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := fc.written()
+	z := &Inflater{Takeover: true}
+	for i, m := range msgs {
+		h, hl, err := ParseHeader(out)
+		if err != nil || hl == 0 {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		payload := out[hl : hl+int(h.Length)]
+		out = out[hl+int(h.Length):]
+		if want := len(m) >= MinCompress; (h.Rsv == rsv1) != want {
+			t.Fatalf("frame %d: rsv %#x, want compressed %v", i, h.Rsv, want)
+		}
+		got := payload
+		if h.Rsv == rsv1 {
+			z.Reset(bytes.NewReader(payload), 1<<20)
+			if got, err = io.ReadAll(z); err != nil {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+		}
+		if !bytes.Equal(got, m) {
+			t.Fatalf("frame %d: %d bytes, want %d", i, len(got), len(m))
+		}
 	}
 }

@@ -97,7 +97,14 @@ func TestAcceptDeflate(t *testing.T) {
 				takeover bool
 				want     string
 			}{name: fmt.Sprintf("server_bits_%d", bits), offer: []string{fmt.Sprintf(pmd+"; server_max_window_bits=%d", bits)},
-				want: fmt.Sprintf(none+"; server_max_window_bits=%d", bits)})
+				want: fmt.Sprintf(none+"; server_max_window_bits=%d", bits)},
+			struct {
+				name     string
+				offer    []string
+				takeover bool
+				want     string
+			}{name: fmt.Sprintf("client_bits_%d", bits), offer: []string{fmt.Sprintf(pmd+"; client_max_window_bits=%d", bits)},
+				want: map[bool]string{true: none, false: fmt.Sprintf(none+"; client_max_window_bits=%d", bits)}[bits == MaxWindowBits]})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

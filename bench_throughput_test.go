@@ -111,7 +111,7 @@ func TestThroughput(t *testing.T) {
 	for _, size := range sizes {
 		line := fmt.Sprintf("result conns=%d size=%d", conns, size)
 		for _, impl := range impls {
-			line += fmt.Sprintf(" %s=%.0f", impl, medianFloat(rates[impl][size]))
+			line += fmt.Sprintf(" %s=%.0f", impl, median(rates[impl][size]))
 		}
 		for _, other := range impls {
 			if other == "xnet" || rates["xnet"] == nil {
@@ -121,27 +121,15 @@ func TestThroughput(t *testing.T) {
 			for i, v := range rates["xnet"][size] {
 				ratios = append(ratios, v/rates[other][size][i])
 			}
-			line += fmt.Sprintf(" xnet/%s=%.2f [%s]", other, medianFloat(ratios), fmtRatios(ratios))
+			line += fmt.Sprintf(" xnet/%s=%.2f [%s]", other, median(ratios), fmtRatios(ratios))
 		}
 		t.Log(line)
 		line = fmt.Sprintf("result conns=%d size=%d srv-cpu-ns/rt", conns, size)
 		for _, impl := range impls {
-			line += fmt.Sprintf(" %s=%.0f", impl, medianFloat(cpus[impl][size]))
+			line += fmt.Sprintf(" %s=%.0f", impl, median(cpus[impl][size]))
 		}
 		t.Log(line)
 	}
-}
-
-func medianFloat(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func fmtRatios(v []float64) string {

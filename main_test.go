@@ -452,7 +452,7 @@ func (s *attackServer) watch(t *testing.T) {
 		if err != nil {
 			return // it has exited
 		}
-		rss := statusKB(string(b), "VmRSS")
+		rss, _ := statusKB(string(b), "VmRSS")
 		if rss > s.peak.Load() {
 			s.peak.Store(rss)
 		}
@@ -492,20 +492,6 @@ func (s *attackServer) metric(t *testing.T, name string) int64 {
 		t.Fatalf("metrics: no %s in %v", name, vars.Wsecho)
 	}
 	return int64(v)
-}
-
-// statusKB returns a "kB" field of a /proc/PID/status text in bytes, or 0.
-func statusKB(status, field string) int64 {
-	for line := range strings.Lines(status) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) == 2 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n << 10
-			}
-		}
-	}
-	return 0
 }
 
 // raceEnabled reports whether this binary was built with -race.

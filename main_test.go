@@ -212,7 +212,8 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	// The shipped binary uses x/net and never gorilla, which is for tests.
+	// The shipped binary uses x/net and never gorilla or gws (and what gws
+	// pulls in), which are for tests.
 	t.Run("deps", func(t *testing.T) {
 		out, err := exec.CommandContext(ctx, gocmd, "version", "-m", bin).CombinedOutput()
 		if err != nil {
@@ -224,8 +225,10 @@ func TestBinary(t *testing.T) {
 			if len(f) >= 2 && f[0] == "dep" && f[1] == "golang.org/x/net" {
 				xnet = true
 			}
-			if strings.Contains(l, "gorilla") {
-				t.Errorf("go version -m lists gorilla: %q", l)
+			for _, testOnly := range []string{"gorilla", "lxzan/gws", "klauspost/compress", "dolthub/maphash"} {
+				if strings.Contains(l, testOnly) {
+					t.Errorf("go version -m lists %s, which is for tests only: %q", testOnly, l)
+				}
 			}
 		}
 		if !xnet {

@@ -303,23 +303,28 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 	if err != nil {
 		t.Fatalf("read memory of pid %d: %v", pid, err)
 	}
-	for line := range strings.Lines(string(b)) {
+	n, ok := statusKB(string(b), field)
+	if !ok {
+		t.Fatalf("/proc/%d/status has no %s in kB", pid, field)
+	}
+	return n
+}
+
+// statusKB returns a "kB" field of the text of a /proc/PID/status in bytes.
+func statusKB(status, field string) (int64, bool) {
+	for line := range strings.Lines(status) {
 		v, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			break
+			return 0, false
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			break
-		}
-		return n << 10
+		return n << 10, err == nil
 	}
-	t.Fatalf("/proc/%d/status has no %s in kB", pid, field)
-	return 0
+	return 0, false
 }
 
 // envInt returns the integer in the environment variable name, or def when

@@ -25,8 +25,10 @@ import (
 // WSECHO_SERVER_CPUS, while the load generator, this process, is pinned by
 // running the test binary under taskset), in rounds whose order rotates, so
 // that every server sees the same load from the other users of the machine.
-// It reports, per size, the median round trips/s of each and the median of
-// the paired ratios (ours over each other, within one round).
+// It reports, per size, the median round trips/s of each, the median of
+// the paired ratios (ours over each other, within one round), and the
+// server's CPU time per round trip (from /proc), which other processes on
+// the machine disturb far less than the rates.
 //
 // It measures only when WSECHO_TP_ROUNDS is set (at least 5 for the
 // headline); WSECHO_TP_SIZES (default "32,4096,65536,1048576"),
@@ -72,8 +74,10 @@ func TestThroughput(t *testing.T) {
 		servers[impl] = startHelper(t, impl)
 	}
 	rates := make(map[string]map[int][]float64) // impl -> size -> rt/s by round
+	cpus := make(map[string]map[int][]float64)  // impl -> size -> server CPU ns per round trip
 	for _, impl := range impls {
 		rates[impl] = make(map[int][]float64)
+		cpus[impl] = make(map[int][]float64)
 	}
 	for r := range rounds {
 		for _, size := range sizes {
@@ -83,7 +87,9 @@ func TestThroughput(t *testing.T) {
 			for _, impl := range order {
 				cfg := bench.Config{URL: servers[impl].url, Conns: conns, Size: size, Duration: duration, Binary: true}
 				ctx, cancel := context.WithTimeout(context.Background(), duration+time.Minute)
+				cpu0 := procCPU(t, servers[impl].pid)
 				rep, err := bench.Run(ctx, cfg, nil)
+				cpu := procCPU(t, servers[impl].pid) - cpu0
 				cancel()
 				if err != nil {
 					t.Fatalf("impl=%s size=%d: %v", impl, size, err)
@@ -92,10 +98,12 @@ func TestThroughput(t *testing.T) {
 					t.Errorf("impl=%s size=%d round=%d: %d errors: %v", impl, size, r, rep.ErrorsTotal, rep.Errors)
 				}
 				rates[impl][size] = append(rates[impl][size], rep.PerSecond)
-				t.Logf("run round=%d impl=%s conns=%d size=%d rt/s=%.0f p50=%v p99=%v", r, impl, conns, size, rep.PerSecond, rep.Latency.P50, rep.Latency.P99)
+				cpuRT := float64(cpu) / float64(rep.RoundTrips)
+				cpus[impl][size] = append(cpus[impl][size], cpuRT)
+				t.Logf("run round=%d impl=%s conns=%d size=%d rt/s=%.0f srv-cpu-ns/rt=%.0f p50=%v p99=%v", r, impl, conns, size, rep.PerSecond, cpuRT, rep.Latency.P50, rep.Latency.P99)
 				if out != nil {
-					fmt.Fprintf(out, "BenchmarkProcessEcho/conns=%d/size=%d/impl=%s 1 %.0f ns/op %.0f rt/s\n",
-						conns, size, impl, 1e9/rep.PerSecond, rep.PerSecond)
+					fmt.Fprintf(out, "BenchmarkProcessEcho/conns=%d/size=%d/impl=%s 1 %.0f ns/op %.0f rt/s %.0f srv-cpu-ns/rt\n",
+						conns, size, impl, 1e9/rep.PerSecond, rep.PerSecond, cpuRT)
 				}
 			}
 		}
@@ -103,7 +111,7 @@ func TestThroughput(t *testing.T) {
 	for _, size := range sizes {
 		line := fmt.Sprintf("result conns=%d size=%d", conns, size)
 		for _, impl := range impls {
-			line += fmt.Sprintf(" %s=%.0f", impl, medianFloat(rates[impl][size]))
+			line += fmt.Sprintf(" %s=%.0f", impl, median(rates[impl][size]))
 		}
 		for _, other := range impls {
 			if other == "xnet" || rates["xnet"] == nil {
@@ -113,22 +121,15 @@ func TestThroughput(t *testing.T) {
 			for i, v := range rates["xnet"][size] {
 				ratios = append(ratios, v/rates[other][size][i])
 			}
-			line += fmt.Sprintf(" xnet/%s=%.2f [%s]", other, medianFloat(ratios), fmtRatios(ratios))
+			line += fmt.Sprintf(" xnet/%s=%.2f [%s]", other, median(ratios), fmtRatios(ratios))
+		}
+		t.Log(line)
+		line = fmt.Sprintf("result conns=%d size=%d srv-cpu-ns/rt", conns, size)
+		for _, impl := range impls {
+			line += fmt.Sprintf(" %s=%.0f", impl, median(cpus[impl][size]))
 		}
 		t.Log(line)
 	}
-}
-
-func medianFloat(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func fmtRatios(v []float64) string {
@@ -188,4 +189,20 @@ func (e *gwsEcho) OnClose(socket *gws.Conn, err error) {
 func (e *gwsEcho) OnMessage(socket *gws.Conn, message *gws.Message) {
 	defer message.Close()
 	socket.WriteMessage(message.Opcode, message.Bytes())
+}
+
+// procCPU returns the user and system CPU time process pid has used, from
+// /proc/PID/stat (in clock ticks of 10 ms).
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("cpu time of %d: %v", pid, err)
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

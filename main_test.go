@@ -212,7 +212,8 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	// The shipped binary uses x/net and never gorilla, which is for tests.
+	// The shipped binary uses x/net and never gorilla or gws (and what gws
+	// pulls in), which are for tests.
 	t.Run("deps", func(t *testing.T) {
 		out, err := exec.CommandContext(ctx, gocmd, "version", "-m", bin).CombinedOutput()
 		if err != nil {
@@ -224,8 +225,10 @@ func TestBinary(t *testing.T) {
 			if len(f) >= 2 && f[0] == "dep" && f[1] == "golang.org/x/net" {
 				xnet = true
 			}
-			if strings.Contains(l, "gorilla") {
-				t.Errorf("go version -m lists gorilla: %q", l)
+			for _, testOnly := range []string{"gorilla", "lxzan/gws", "klauspost/compress", "dolthub/maphash"} {
+				if strings.Contains(l, testOnly) {
+					t.Errorf("go version -m lists %s, which is for tests only: %q", testOnly, l)
+				}
 			}
 		}
 		if !xnet {
@@ -452,7 +455,7 @@ func (s *attackServer) watch(t *testing.T) {
 		if err != nil {
 			return // it has exited
 		}
-		rss := statusKB(string(b), "VmRSS")
+		rss, _ := statusKB(string(b), "VmRSS")
 		if rss > s.peak.Load() {
 			s.peak.Store(rss)
 		}
@@ -492,20 +495,6 @@ func (s *attackServer) metric(t *testing.T, name string) int64 {
 		t.Fatalf("metrics: no %s in %v", name, vars.Wsecho)
 	}
 	return int64(v)
-}
-
-// statusKB returns a "kB" field of a /proc/PID/status text in bytes, or 0.
-func statusKB(status, field string) int64 {
-	for line := range strings.Lines(status) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) == 2 {
-				n, _ := strconv.ParseInt(f[0], 10, 64)
-				return n << 10
-			}
-		}
-	}
-	return 0
 }
 
 // raceEnabled reports whether this binary was built with -race.

@@ -54,9 +54,9 @@ type Options struct {
 	PingInterval time.Duration
 
 	// IdleTimeout closes, with 1001, a connection from which nothing has
-	// arrived for that long: no frame header (data, ping, pong or close),
-	// and no part of the payload of an unfragmented message, which is read
-	// as it arrives (a fragment is read whole). An echo that the peer does
+	// arrived for that long: no frame header (data, ping, pong or close;
+	// an empty data frame that ends nothing does not count) and no part of
+	// a payload, which is read as it arrives. An echo that the peer does
 	// not read for that long fails too: the connection is dropped. Keep it
 	// longer than PingInterval, or a peer that only answers pings is
 	// closed. It is checked a quarter of itself at a time, so the close

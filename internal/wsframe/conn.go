@@ -110,7 +110,6 @@ type Conn struct {
 	utf        UTF8
 	deflate    *connDeflate // permessage-deflate, when negotiated (compress.go)
 	offer      *offerState  // client: reading the answer to OfferDeflate
-	ctl        [MaxControlPayload]byte
 	readErr    error // sticky
 	atHeader   bool  // waiting for a frame header: a timeout here can be retried
 	draining   atomic.Bool
@@ -151,6 +150,10 @@ type Conn struct {
 	closeErr   error
 }
 
+// minReadBuffer is the least buffer the reader beneath a Conn has: a whole
+// control frame fits in it, and is read in place.
+const minReadBuffer = MaxHeaderLen + MaxControlPayload
+
 // NewConn returns the wire layer over nc. br, if not nil, is a reader on nc
 // that may already hold bytes that arrived with the handshake (the reader
 // http.Hijacker returns); otherwise Conn makes its own.
@@ -161,6 +164,9 @@ type Conn struct {
 func NewConn(nc net.Conn, br *bufio.Reader, role Role, opts Options) *Conn {
 	if br == nil {
 		br = bufio.NewReader(nc)
+	}
+	if br.Size() < minReadBuffer {
+		br = bufio.NewReaderSize(br, minReadBuffer)
 	}
 	if opts.MaxMessage <= 0 {
 		opts.MaxMessage = DefaultMaxMessage

@@ -102,7 +102,7 @@ func (c *Conn) readMessage() error {
 // be retried.
 func (c *Conn) readHeader() (Header, error) {
 	c.atHeader = true
-	b, err := c.peek(2)
+	b, err := c.peek(2, false)
 	if err != nil {
 		return Header{}, err
 	}
@@ -113,7 +113,7 @@ func (c *Conn) readHeader() (Header, error) {
 		c.atHeader = false
 		return first, err
 	}
-	if b, err = c.peek(HeaderLen(b[1])); err != nil {
+	if b, err = c.peek(HeaderLen(b[1]), false); err != nil {
 		return Header{}, err
 	}
 	c.atHeader = false
@@ -161,11 +161,12 @@ func (c *Conn) checkStart(h Header) error {
 }
 
 // peek returns the next n bytes without consuming them. While draining, a
-// timeout in the middle of a message moves the deadline to the drain's end.
-func (c *Conn) peek(n int) ([]byte, error) {
+// timeout in the middle of a frame (midFrame, or once part of the n bytes
+// is in) moves the deadline to the drain's end.
+func (c *Conn) peek(n int, midFrame bool) ([]byte, error) {
 	for {
 		b, err := c.br.Peek(n)
-		if err == nil || !c.extendDrain(err, len(b) > 0) {
+		if err == nil || !c.extendDrain(err, midFrame || len(b) > 0) {
 			return b, err
 		}
 	}
@@ -260,11 +261,13 @@ func (c *Conn) charge(n int64) error {
 }
 
 // readControl reads and acts on one control frame (RFC 6455, Section 5.5).
+// Its payload is unmasked and used where it lies, in the reader's buffer.
 func (c *Conn) readControl(h Header) error {
-	p := c.ctl[:h.Length]
-	if err := c.readFull(p); err != nil {
-		return err
+	p, err := c.peek(int(h.Length), true)
+	if err != nil {
+		return noEOF(err)
 	}
+	defer c.br.Discard(len(p))
 	if h.Masked {
 		Mask(h.Key, 0, p)
 	}
@@ -280,17 +283,6 @@ func (c *Conn) readControl(h Header) error {
 		}
 	case OpClose:
 		return c.readClose(p)
-	}
-	return nil
-}
-
-func (c *Conn) readFull(p []byte) error {
-	for len(p) > 0 {
-		n, err := c.br.Read(p)
-		p = p[n:]
-		if err != nil && !c.extendDrain(err, true) {
-			return noEOF(err)
-		}
 	}
 	return nil
 }

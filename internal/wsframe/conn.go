@@ -110,8 +110,8 @@ type Conn struct {
 	utf        UTF8
 	deflate    *connDeflate // permessage-deflate, when negotiated (compress.go)
 	offer      *offerState  // client: reading the answer to OfferDeflate
-	readErr    error // sticky
-	atHeader   bool  // waiting for a frame header: a timeout here can be retried
+	readErr    error        // sticky
+	atHeader   bool         // waiting for a frame header: a timeout here can be retried
 	draining   atomic.Bool
 	drainEnd   atomic.Int64 // unix nanoseconds: the read deadline once a message is under way
 	drainGrace atomic.Int64 // the drain's grace period

@@ -27,7 +27,9 @@ import (
 // Other settings: WSECHO_IDLE_IMPLS (default "xnet,gorilla"),
 // WSECHO_IDLE_SOURCES (how many 127.0.0.x source addresses the connections
 // are spread over; default 4), WSECHO_IDLE_SIZE (the message of the round
-// trip, default 0 bytes), WSECHO_IDLE_PROFILE_DIR (a directory: write heap
+// trip, default 0 bytes), WSECHO_IDLE_COMPRESS=1 (offer permessage-deflate on
+// every connection and round-trip JSON-like text compressed; use
+// WSECHO_IDLE_IMPLS=xnet,gorilla-deflate), WSECHO_IDLE_PROFILE_DIR (a directory: write heap
 // and goroutine profiles of each server with all connections open), WSECHO_SERVER_CPUS
 // (pin the servers with taskset -c). See BENCHMARKS.md.
 func TestIdleMemory(t *testing.T) {
@@ -97,7 +99,11 @@ func TestIdleMemory(t *testing.T) {
 func dialIdle(ctx context.Context, laddr net.IP, url string, size int) (*bench.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := bench.DialFrom(ctx, laddr, url, size, false)
+	dial := bench.DialFrom
+	if os.Getenv("WSECHO_IDLE_COMPRESS") == "1" {
+		dial = bench.DialCompressed
+	}
+	c, err := dial(ctx, laddr, url, size, false)
 	if err != nil {
 		return nil, err
 	}

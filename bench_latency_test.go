@@ -81,12 +81,12 @@ func TestLatency(t *testing.T) {
 	}
 }
 
-// median returns the median of ds, or 0 for none.
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
+// median returns the median of v, or 0 for none.
+func median[T ~int64 | ~float64](v []T) T {
+	if len(v) == 0 {
 		return 0
 	}
-	s := slices.Clone(ds)
+	s := slices.Clone(v)
 	slices.Sort(s)
 	if len(s)%2 == 1 {
 		return s[len(s)/2]

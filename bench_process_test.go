@@ -24,7 +24,8 @@ import (
 // echo server in a process of its own, so that the server's resident memory
 // can be read from /proc and the load generator does not share its heap,
 // scheduler and file-descriptor limit with the server. The process is this
-// test binary, re-executed to run TestHelperServer.
+// test binary, re-executed to run TestHelperServer; TestThroughput uses it
+// too.
 const (
 	// helperEnv names the implementation a helper process serves.
 	helperEnv = "WSECHO_HELPER_SERVER"
@@ -51,7 +52,7 @@ const (
 func TestHelperServer(t *testing.T) {
 	impl := os.Getenv(helperEnv)
 	if impl == "" {
-		t.Skip("helper process for TestIdleMemory and TestLatency: runs only when they re-execute the test binary with " + helperEnv + "=xnet|gorilla")
+		t.Skip("helper process for TestIdleMemory and TestLatency: runs only when they re-execute the test binary with " + helperEnv + "=xnet|gorilla|gws|tcp")
 	}
 	if v := os.Getenv(helperProfileRateEnv); v != "" {
 		rate, err := strconv.Atoi(v)
@@ -60,7 +61,17 @@ func TestHelperServer(t *testing.T) {
 		}
 		runtime.MemProfileRate = rate
 	}
-	url := startServerOpts(t, impl, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	var url string
+	switch impl {
+	case "main":
+		url = startHelperMain(t)
+	case "tcp":
+		url = startTCPEcho(t)
+	case "gws":
+		url = startGwsEcho(t)
+	default:
+		url = startServerOpts(t, impl, server.Options{Logger: slog.New(slog.DiscardHandler)})
+	}
 	fmt.Printf("url %s\n", url)
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
@@ -96,6 +107,43 @@ func TestHelperServer(t *testing.T) {
 			fmt.Printf("error unknown command %q\n", cmd)
 		}
 	}
+}
+
+// helperArgsEnv holds the arguments, one a line, of the run() a helper
+// process of impl "main" runs: the attack tests in main_test.go start
+// `wsecho server` with its flags this way.
+const helperArgsEnv = "WSECHO_HELPER_ARGS"
+
+// startHelperMain runs run() with the arguments in helperArgsEnv until the
+// test ends, and returns the URL of its /echo from the first line run
+// prints.
+func startHelperMain(t *testing.T) string {
+	args := strings.Split(os.Getenv(helperArgsEnv), "\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, pw, os.Stderr)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	if !sc.Scan() {
+		cancel()
+		t.Fatalf("run %q: %v", args, <-done)
+	}
+	addr, ok := strings.CutPrefix(sc.Text(), "listening on ")
+	if !ok {
+		cancel()
+		t.Fatalf("run %q: first line %q", args, sc.Text())
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run %q: %v", args, err)
+		}
+	})
+	return addr
 }
 
 func printMemStats() {
@@ -255,23 +303,28 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 	if err != nil {
 		t.Fatalf("read memory of pid %d: %v", pid, err)
 	}
-	for line := range strings.Lines(string(b)) {
+	n, ok := statusKB(string(b), field)
+	if !ok {
+		t.Fatalf("/proc/%d/status has no %s in kB", pid, field)
+	}
+	return n
+}
+
+// statusKB returns a "kB" field of the text of a /proc/PID/status in bytes.
+func statusKB(status, field string) (int64, bool) {
+	for line := range strings.Lines(status) {
 		v, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			break
+			return 0, false
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			break
-		}
-		return n << 10
+		return n << 10, err == nil
 	}
-	t.Fatalf("/proc/%d/status has no %s in kB", pid, field)
-	return 0
+	return 0, false
 }
 
 // envInt returns the integer in the environment variable name, or def when

@@ -116,7 +116,7 @@ func cpuTime() time.Duration {
 
 // startTCPEcho starts a plain TCP echo server on loopback and returns its
 // tcp:// URL; the cleanup stops it and its connections.
-func startTCPEcho(b *testing.B) string {
+func startTCPEcho(b testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -593,5 +594,75 @@ func TestClientCLISend(t *testing.T) {
 				t.Errorf("stderr %q, want %q", lastLine(r.stderr), tc.stderr)
 			}
 		})
+	}
+}
+
+// TestClientCLIPeerDeflate runs the client with -compress against Python's
+// websockets and Node's ws echo servers set for permessage-deflate with
+// context takeover on and off and windows of 8, 9 and 15 bits: the server
+// must accept the offer (the client prints what it accepted, and the peer
+// reports its response header), its greeting (a fragmented message, sent
+// compressed) must print whole, and a JSON-like message must go out and
+// come back compressed, unchanged.
+func TestClientCLIPeerDeflate(t *testing.T) {
+	t.Parallel()
+	msg := strings.Repeat(`{"type":"tick","symbol":"BTC-USD","price":43125.17,"size":0.25},`, 20)
+	for _, peer := range []string{"python", "node"} {
+		for _, takeover := range []string{"on", "off"} {
+			for _, bits := range []int{8, 9, 15} {
+				t.Run(fmt.Sprintf("peer=%s/takeover=%s/bits=%d", peer, takeover, bits), func(t *testing.T) {
+					t.Parallel()
+					url := startPeerEnv(t, peer, []string{fmt.Sprintf("WSECHO_DEFLATE=takeover=%s,bits=%d", takeover, bits)})
+					r := runClientCLI(t, []string{"-stdin", "-compress", "-json", "-url", url},
+						cliStep{send: "extensions", wantStdout: `"data":"extensions: permessage-deflate`},
+						cliStep{send: msg, wantStdout: fmt.Sprintf(`"dir":"recv","type":"text","size":%d,"compressed":true`, len(msg))})
+					if r.status != 0 {
+						t.Fatalf("status %d; stderr:\n%s", r.status, r.stderr)
+					}
+					var open string
+					var echoed, greeted bool
+					for l := range strings.SplitSeq(strings.TrimSpace(r.stdout), "\n") {
+						var e struct {
+							Dir, Type, Data, Extensions string
+							Size                        int
+							Compressed                  bool
+							WireSize                    int `json:"wire_size"`
+						}
+						if err := json.Unmarshal([]byte(l), &e); err != nil {
+							t.Fatalf("not JSON: %q", l)
+						}
+						switch {
+						case e.Type == "open":
+							open = e.Extensions
+						case e.Dir == "recv" && e.Data == "hello, fragmented world":
+							greeted = true
+						case e.Dir == "recv" && e.Data == msg:
+							echoed = true
+							if !e.Compressed || e.WireSize <= 0 || e.WireSize >= e.Size/2 {
+								t.Errorf("echo: compressed %v, %d bytes on the wire for %d", e.Compressed, e.WireSize, e.Size)
+							}
+						}
+					}
+					if !greeted || !echoed {
+						t.Errorf("greeting printed whole %v, message echoed %v; stdout:\n%s", greeted, echoed, r.stdout)
+					}
+					want := []string{fmt.Sprintf("client_max_window_bits=%d", bits)}
+					if bits == 15 {
+						want = nil // 15 is left out
+					}
+					if takeover == "off" {
+						want = append(want, "server_no_context_takeover", "client_no_context_takeover")
+					}
+					if !strings.HasPrefix(open, "permessage-deflate") {
+						t.Fatalf("open event: extensions %q", open)
+					}
+					for _, p := range want {
+						if !strings.Contains(open, p) {
+							t.Errorf("accepted %q, want %s in it", open, p)
+						}
+					}
+				})
+			}
+		}
 	}
 }

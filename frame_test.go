@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -1031,4 +1032,293 @@ func (h *wireLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *wireLogHandler) WithGroup(name string) slog.Handler {
 	return &wireLogHandler{next: h.next.WithGroup(name), sink: h.sink, attrs: h.attrs}
+}
+
+// deflateRequest is handshakeRequest with Sec-WebSocket-Extensions: %s is
+// the host, %s the offer.
+const deflateRequest = "GET /echo HTTP/1.1\r\n" +
+	"Host: %s\r\n" +
+	"Upgrade: websocket\r\n" +
+	"Connection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+	"Sec-WebSocket-Version: 13\r\n" +
+	"Sec-WebSocket-Extensions: %s\r\n" +
+	"\r\n"
+
+// deflateImpls are the servers the permessage-deflate wire tests compare:
+// ours, and gorilla's with EnableCompression.
+var deflateImpls = []string{"xnet", "gorilla-deflate"}
+
+// dialDeflate connects to wsURL with offer in Sec-WebSocket-Extensions and
+// returns the connection and the response's Sec-WebSocket-Extensions.
+func dialDeflate(t *testing.T, wsURL, offer string) (*wireConn, string) {
+	t.Helper()
+	nc, br, host := rawDial(t, wsURL)
+	if _, err := fmt.Fprintf(nc, deflateRequest, host, offer); err != nil {
+		t.Fatalf("write handshake: %v", err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("read handshake response: %v", err)
+	}
+	checkWireUpgrade(t, resp)
+	return &wireConn{nc: nc, br: br}, strings.Join(resp.Header.Values("Sec-WebSocket-Extensions"), ", ")
+}
+
+// TestWireDeflateNegotiation is every negotiation case of RFC 7692 (Sections
+// 5-7) against our server and gorilla's with EnableCompression: the
+// Sec-WebSocket-Extensions of the response to each offer ("" declined).
+// gorilla accepts any offer named permessage-deflate with the same answer,
+// whatever its parameters: it never answers server_max_window_bits (which
+// RFC 7692 Section 7.1.2.1 requires when accepting it, and which gorilla
+// does not honour: its compressor always uses 15 bits) and accepts offers
+// with unknown, repeated or invalid parameters, which a server must
+// decline (Section 7), and offers in a header it cannot parse.
+func TestWireDeflateNegotiation(t *testing.T) {
+	t.Parallel()
+	const pmd = "permessage-deflate"
+	const ours = pmd + "; server_no_context_takeover; client_no_context_takeover"
+	const gorillas = ours // gorilla's one answer
+	tests := []struct {
+		name         string
+		offer        string
+		want         string
+		gorilla      string // gorilla's answer where it differs ("-": the same)
+		rfcViolation bool   // gorilla's answer breaks RFC 7692
+	}{
+		{name: "other_extension", offer: "x-webkit-deflate-frame", want: "", gorilla: "-"},
+		{name: "plain", offer: pmd, want: ours, gorilla: "-"},
+		{name: "chrome", offer: pmd + "; client_max_window_bits", want: ours, gorilla: "-"},
+		{name: "firefox_like", offer: pmd + "; client_no_context_takeover; server_no_context_takeover", want: ours, gorilla: "-"},
+		{name: "server_bits_8", offer: pmd + "; server_max_window_bits=8", want: ours + "; server_max_window_bits=8", gorilla: gorillas, rfcViolation: true},
+		{name: "server_bits_9", offer: pmd + "; server_max_window_bits=9", want: ours + "; server_max_window_bits=9", gorilla: gorillas, rfcViolation: true},
+		{name: "server_bits_15", offer: pmd + "; server_max_window_bits=15", want: ours + "; server_max_window_bits=15", gorilla: gorillas, rfcViolation: true},
+		{name: "client_bits_10", offer: pmd + "; client_max_window_bits=10", want: ours + "; client_max_window_bits=10", gorilla: gorillas},
+		{name: "bits_7", offer: pmd + "; server_max_window_bits=7", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "bits_16", offer: pmd + "; client_max_window_bits=16", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "bits_leading_zero", offer: pmd + "; server_max_window_bits=09", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "server_bits_no_value", offer: pmd + "; server_max_window_bits", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "flag_with_value", offer: pmd + "; client_no_context_takeover=1", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "unknown_param", offer: pmd + "; foo=bar", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "duplicate_param", offer: pmd + "; server_no_context_takeover; server_no_context_takeover", want: "", gorilla: gorillas, rfcViolation: true},
+		{name: "first_acceptable_of_several", offer: pmd + "; foo, " + pmd + "; server_max_window_bits=10", want: ours + "; server_max_window_bits=10", gorilla: gorillas, rfcViolation: true},
+		{name: "malformed", offer: pmd + `; server_max_window_bits="10`, want: "", gorilla: gorillas},
+	}
+	urls := map[string]string{}
+	for _, impl := range deflateImpls {
+		urls[impl] = startServerOpts(t, impl, server.Options{})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, impl := range deflateImpls {
+				t.Run("impl="+impl, func(t *testing.T) {
+					t.Parallel()
+					want := tc.want
+					if impl != "xnet" && tc.gorilla != "-" {
+						want = tc.gorilla
+					}
+					c, got := dialDeflate(t, urls[impl], tc.offer)
+					if got != want {
+						t.Fatalf("offer %q: answer %q, want %q", tc.offer, got, want)
+					}
+					if impl == "xnet" {
+						if tc.rfcViolation && want == tc.gorilla {
+							t.Errorf("our answer is gorilla's, recorded as breaking RFC 7692")
+						}
+						// The answer parses as RFC 7692 says a client must check it.
+						if _, _, err := wsframe.CheckDeflateResponse([]string{got}); got != "" && err != nil {
+							t.Errorf("our answer %q: %v", got, err)
+						}
+					}
+					c.run(t, []wireStep{closeStep})
+				})
+			}
+		})
+	}
+}
+
+// deflateReply is what a server sends back for one step of a
+// permessage-deflate wire test: a message (inflated when it came with
+// RSV1), or a Close code.
+type deflateReply struct {
+	op         byte
+	data       string
+	compressed bool
+	code       int  // a Close: its code
+	eof        bool // the server closed the TCP connection with no Close
+}
+
+// readDeflateReply reads the next message or Close from the server,
+// joining fragments and inflating a compressed message.
+func readDeflateReply(t *testing.T, br *bufio.Reader) deflateReply {
+	t.Helper()
+	var r deflateReply
+	var payload []byte
+	for first := true; ; {
+		f, err := readWireFrame(br)
+		if err == io.EOF && first {
+			return deflateReply{eof: true}
+		}
+		if err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		if f.op == wsframe.OpClose {
+			if len(f.payload) >= 2 {
+				r.code = int(binary.BigEndian.Uint16(f.payload))
+			}
+			return r
+		}
+		if wsframe.IsControl(f.op) {
+			continue
+		}
+		if first {
+			r.op, r.compressed = f.op, f.rsv&0x40 != 0
+			first = false
+		} else if f.rsv != 0 {
+			t.Fatalf("RSV bits %#x on a continuation frame", f.rsv)
+		}
+		payload = append(payload, f.payload...)
+		if f.fin {
+			break
+		}
+	}
+	if r.compressed {
+		var z wsframe.Inflater
+		z.Reset(bytes.NewReader(payload), 1<<30)
+		out, err := io.ReadAll(&z)
+		if err != nil {
+			t.Fatalf("inflate the server's message: %v", err)
+		}
+		payload = out
+	}
+	r.data = string(payload)
+	return r
+}
+
+// deflateFrame is a masked client frame: RSV1 set when compressed.
+func deflateFrame(fin, compressed bool, op byte, payload []byte) []byte {
+	h := wsframe.Header{Fin: fin, Opcode: op, Masked: true, Key: wireMaskKey}
+	if compressed {
+		h.Rsv = 0x40
+	}
+	return wsframe.AppendFrame(nil, h, payload)
+}
+
+// TestWireDeflateFraming is every framing case of RFC 7692 against our
+// server and gorilla's with EnableCompression, after a plain offer
+// accepted by both: compressed messages whole and fragmented, uncompressed
+// ones, RSV1 where it is not allowed, data that does not inflate, and the
+// limit on inflated size. Differences are recorded as gorilla's outcome.
+func TestWireDeflateFraming(t *testing.T) {
+	t.Parallel()
+	compress := func(s string) []byte { return wsframe.NewCompressor(false, 15).Compress(nil, []byte(s)) }
+	ticks := strings.Repeat(`{"symbol":"BTC-USD","price":43125.17,"size":0.25}`, 80)
+	small := "tiny"
+	hello := []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00} // RFC 7692 §7.2.3.1
+	comp := compress(ticks)
+	bomb := func() []byte { // about 65 KB that inflate to 64 MiB of zeros
+		var b bytes.Buffer
+		fw, _ := flate.NewWriter(&b, flate.BestCompression)
+		zeros := make([]byte, 1<<20)
+		for range 64 {
+			fw.Write(zeros)
+		}
+		fw.Flush()
+		return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+	}
+	const limit = 1 << 20
+	tests := []struct {
+		name    string
+		send    [][]byte
+		want    deflateReply
+		gorilla *deflateReply // gorilla's reply where it differs
+	}{
+		{name: "hello_rfc7692", send: [][]byte{deflateFrame(true, true, wsframe.OpText, hello)}, // §7.2.3.1
+			want: deflateReply{op: wsframe.OpText, data: "Hello"},
+			// gorilla compresses every echo; ours leave a 5-byte one as it is.
+			gorilla: &deflateReply{op: wsframe.OpText, data: "Hello", compressed: true}},
+		{name: "compressed_text", send: [][]byte{deflateFrame(true, true, wsframe.OpText, comp)},
+			want: deflateReply{op: wsframe.OpText, data: ticks, compressed: true}},
+		{name: "compressed_binary", send: [][]byte{deflateFrame(true, true, wsframe.OpBinary, comp)},
+			want: deflateReply{op: wsframe.OpBinary, data: ticks, compressed: true}},
+		{name: "uncompressed_large", send: [][]byte{deflateFrame(true, false, wsframe.OpText, []byte(ticks))},
+			want: deflateReply{op: wsframe.OpText, data: ticks, compressed: true}},
+		{name: "uncompressed_small", send: [][]byte{deflateFrame(true, false, wsframe.OpText, []byte(small))},
+			want:    deflateReply{op: wsframe.OpText, data: small},
+			gorilla: &deflateReply{op: wsframe.OpText, data: small, compressed: true}},
+		{name: "fragmented_with_ping", send: [][]byte{
+			deflateFrame(false, true, wsframe.OpText, comp[:7]),
+			deflateFrame(true, false, wsframe.OpPing, nil),
+			deflateFrame(false, false, wsframe.OpContinuation, comp[7:60]),
+			deflateFrame(true, false, wsframe.OpContinuation, comp[60:])},
+			want: deflateReply{op: wsframe.OpText, data: ticks, compressed: true}},
+		{name: "empty_compressed", send: [][]byte{deflateFrame(true, true, wsframe.OpBinary, []byte{0x00})},
+			want:    deflateReply{op: wsframe.OpBinary, data: ""},
+			gorilla: &deflateReply{op: wsframe.OpBinary, data: "", compressed: true}},
+		{name: "rsv1_continuation", send: [][]byte{ // RFC 7692 §6.1: RSV1 on the first frame only
+			deflateFrame(false, true, wsframe.OpText, comp[:7]), deflateFrame(true, true, wsframe.OpContinuation, comp[7:])},
+			want: deflateReply{code: wsframe.CloseProtocolError},
+			// gorilla lets RSV1 on a continuation frame pass.
+			gorilla: &deflateReply{op: wsframe.OpText, data: ticks, compressed: true}},
+		{name: "rsv1_ping", send: [][]byte{deflateFrame(true, true, wsframe.OpPing, nil), deflateFrame(true, false, wsframe.OpText, []byte(small))},
+			want: deflateReply{code: wsframe.CloseProtocolError},
+			// gorilla lets RSV1 on a control frame pass.
+			gorilla: &deflateReply{op: wsframe.OpText, data: small, compressed: true}},
+		{name: "rsv2", send: [][]byte{wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Rsv: 0x20, Opcode: wsframe.OpText, Masked: true, Key: wireMaskKey}, []byte("x"))},
+			want: deflateReply{code: wsframe.CloseProtocolError}},
+		{name: "does_not_inflate", send: [][]byte{deflateFrame(true, true, wsframe.OpBinary, []byte{0xff, 0xff, 0xff, 0xff})},
+			want:    deflateReply{code: wsframe.CloseInvalidPayload},
+			gorilla: &deflateReply{eof: true}}, // gorilla hangs up with no Close
+		{name: "invalid_utf8_inflated", send: [][]byte{deflateFrame(true, true, wsframe.OpText, compress("bad \xff text, long enough to be compressed"))},
+			want: deflateReply{code: wsframe.CloseInvalidPayload},
+			// gorilla checks no UTF-8 in compressed text: it echoes it.
+			gorilla: &deflateReply{op: wsframe.OpText, data: "bad \xff text, long enough to be compressed", compressed: true}},
+		{name: "bomb", send: [][]byte{deflateFrame(true, true, wsframe.OpBinary, bomb())},
+			want: deflateReply{code: wsframe.CloseMessageTooBig},
+			// gorilla's example sets no read limit, and its limit would
+			// count compressed bytes: it inflates the whole 64 MiB and
+			// echoes it.
+			gorilla: &deflateReply{op: wsframe.OpBinary, data: string(make([]byte, 64<<20)), compressed: true}},
+	}
+	urls := map[string]string{}
+	for _, impl := range deflateImpls {
+		urls[impl] = startServerOpts(t, impl, server.Options{MaxMessage: limit})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, impl := range deflateImpls {
+				t.Run("impl="+impl, func(t *testing.T) {
+					t.Parallel()
+					want := tc.want
+					if impl != "xnet" && tc.gorilla != nil {
+						want = *tc.gorilla
+					}
+					c, ext := dialDeflate(t, urls[impl], "permessage-deflate")
+					if !strings.HasPrefix(ext, "permessage-deflate") {
+						t.Fatalf("offer declined: %q", ext)
+					}
+					if tc.name == "bomb" {
+						c.nc.SetDeadline(time.Now().Add(4 * wireTimeout))
+					}
+					go func() {
+						for _, f := range tc.send {
+							if _, err := c.nc.Write(f); err != nil {
+								return
+							}
+						}
+					}()
+					got := readDeflateReply(t, c.br)
+					if got.op != want.op || got.data != want.data || got.compressed != want.compressed || got.code != want.code || got.eof != want.eof {
+						t.Fatalf("reply: op %d, %d bytes %.30q, compressed %v, close %d; want op %d, %d bytes %.30q, compressed %v, close %d",
+							got.op, len(got.data), got.data, got.compressed, got.code, want.op, len(want.data), want.data, want.compressed, want.code)
+					}
+					if want.code == 0 && !want.eof {
+						c.run(t, []wireStep{closeStep})
+					}
+				})
+			}
+		})
+	}
 }

@@ -39,7 +39,8 @@ func startServer(t testing.TB, impl string) string {
 }
 
 // startServerOpts is startServer with options for our server; the gorilla
-// server takes only the Logger.
+// server takes only the Logger ("gorilla-deflate" is gorilla's with
+// EnableCompression).
 func startServerOpts(t testing.TB, impl string, opts server.Options) string {
 	t.Helper()
 	mux := http.NewServeMux()
@@ -52,8 +53,9 @@ func startServerOpts(t testing.TB, impl string, opts server.Options) string {
 		h := server.New(opts)
 		mux.Handle("/echo", h)
 		shutdown = h.Shutdown
-	case "gorilla":
+	case "gorilla", "gorilla-deflate":
 		g := &gorillaEcho{log: opts.Logger, conns: make(map[*gorilla.Conn]struct{})}
+		g.up.EnableCompression = impl == "gorilla-deflate"
 		mux.Handle("/echo", g)
 		shutdown = g.shutdown
 	case "naive":

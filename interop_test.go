@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"expvar"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +33,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"wsecho/client"
+	"wsecho/internal/bench"
 	"wsecho/internal/testpeer"
 	"wsecho/internal/wsmsg"
 	"wsecho/server"
@@ -57,16 +59,32 @@ const wantChecks = "text binary empty 1MiB fragments pong close=1000 close=4000"
 // cafile, if not empty) and fails the test unless it prints its ok line.
 func runPeerClient(t *testing.T, peer, url, cafile string) {
 	t.Helper()
+	runPeerClientDeflate(t, peer, url, cafile, "")
+}
+
+// runPeerClientDeflate is runPeerClient with WSECHO_DEFLATE set to deflate
+// (see testdata/interop), when not empty: then the client must have
+// negotiated permessage-deflate and checks a JSON-like message too. It
+// returns the client's output.
+func runPeerClientDeflate(t *testing.T, peer, url, cafile, deflate string) string {
+	t.Helper()
 	args := []string{url}
 	if cafile != "" {
 		args = append(args, cafile)
 	}
-	runPeerScript(t, peer, "client", wantChecks, args...)
+	checks := wantChecks
+	var env []string
+	if deflate != "" {
+		env = []string{"WSECHO_DEFLATE=" + deflate}
+		checks = strings.Replace(checks, "1MiB", "1MiB json", 1) + " deflate"
+	}
+	return runPeerScript(t, peer, "client", checks, env, args...)
 }
 
-// runPeerScript runs testdata/interop/SCRIPT.py or .js with args and fails
-// the test unless its last line is "ok PEER CHECKS".
-func runPeerScript(t *testing.T, peer, script, checks string, args ...string) {
+// runPeerScript runs testdata/interop/SCRIPT.py or .js with args, and env
+// added to its environment, and fails the test unless its last line is
+// "ok PEER CHECKS". It returns the script's output.
+func runPeerScript(t *testing.T, peer, script, checks string, env []string, args ...string) string {
 	t.Helper()
 	var cmd *exec.Cmd
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -75,19 +93,26 @@ func runPeerScript(t *testing.T, peer, script, checks string, args ...string) {
 	case "python":
 		cmd = exec.CommandContext(ctx, testpeer.Python(t), append([]string{filepath.Join("testdata", "interop", script+".py")}, args...)...)
 	case "node":
-		node, env := testpeer.Node(t)
+		node, nodeEnv := testpeer.Node(t)
 		cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join("testdata", "interop", script+".js")}, args...)...)
-		cmd.Env = env
+		cmd.Env = nodeEnv
 	default:
 		t.Fatalf("unknown peer %q", peer)
 	}
 	cmd.WaitDelay = 2 * time.Second
+	if len(env) > 0 {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, env...)
+	}
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	last := lines[len(lines)-1]
 	if want := "ok " + peer + " " + checks; err != nil || last != want {
 		t.Fatalf("%s %s %s: err %v, last line %q, want %q; output:\n%s", peer, script, args, err, last, want, out)
 	}
+	return string(out)
 }
 
 // TestInteropBehaviours runs the behaviours of /echo (issue 13) against
@@ -100,7 +125,7 @@ func TestInteropBehaviours(t *testing.T) {
 	for _, peer := range thirdParty {
 		t.Run("peer="+peer, func(t *testing.T) {
 			t.Parallel()
-			runPeerScript(t, peer, "behaviours", "fragment greeting close=1013 drop push", base)
+			runPeerScript(t, peer, "behaviours", "fragment greeting close=1013 drop push", nil, base)
 		})
 	}
 }
@@ -187,6 +212,54 @@ func startEcho(t *testing.T, opts server.Options, tc *tls.Config) string {
 		}
 	})
 	return ts.Listener.Addr().String()
+}
+
+// TestInteropDeflate runs the third-party clients against our server with
+// permessage-deflate offered with context takeover on and off and windows
+// of 8, 9 and 15 bits (a server with CompressContextTakeover for takeover
+// on), and checks what was negotiated and that messages were compressed
+// both ways.
+func TestInteropDeflate(t *testing.T) {
+	t.Parallel()
+	for _, takeover := range []string{"on", "off"} {
+		for _, bits := range []int{8, 9, 15} {
+			setting := fmt.Sprintf("takeover=%s,bits=%d", takeover, bits)
+			for _, peer := range thirdParty {
+				t.Run(fmt.Sprintf("takeover=%s/bits=%d/peer=%s", takeover, bits, peer), func(t *testing.T) {
+					t.Parallel()
+					h := server.New(server.Options{CompressContextTakeover: takeover == "on", Logger: testLogger(t)})
+					ts := httptest.NewServer(h)
+					t.Cleanup(func() {
+						ts.Close()
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						defer cancel()
+						h.Shutdown(ctx)
+					})
+					out := runPeerClientDeflate(t, peer, "ws"+strings.TrimPrefix(ts.URL, "http")+"/echo", "", setting)
+					_, resp, _ := strings.Cut(out, "deflate: ")
+					resp, _, _ = strings.Cut(resp, "\n")
+					wantParams := []string{fmt.Sprintf("server_max_window_bits=%d", bits)}
+					if takeover == "off" {
+						wantParams = append(wantParams, "server_no_context_takeover", "client_no_context_takeover")
+					}
+					for _, p := range wantParams {
+						if !strings.Contains(resp, p) {
+							t.Errorf("response %q lacks %s", resp, p)
+						}
+					}
+					if takeover == "on" && strings.Contains(resp, "no_context_takeover") {
+						t.Errorf("response %q: the server should keep its context", resp)
+					}
+					m := h.Metrics()
+					for _, name := range []string{"compressed_messages_in", "compressed_messages_out"} {
+						if v := m.Get(name).(*expvar.Int).Value(); v == 0 {
+							t.Errorf("%s = 0: nothing was compressed", name)
+						}
+					}
+				})
+			}
+		}
+	}
 }
 
 // TestInteropClients runs the echo table against our server with Python
@@ -811,4 +884,51 @@ func firstDiff(got []string, n int) string {
 		}
 	}
 	return "equal"
+}
+
+// TestClientDeflate runs our client with Options.Compress against our
+// server, against ours with compression off, and against gorilla's with
+// EnableCompression: compression is in force exactly when the server
+// accepted, and a JSON-like message and a small one echo unchanged.
+func TestClientDeflate(t *testing.T) {
+	t.Parallel()
+	big := bench.JSONText(20000)
+	for _, tc := range []struct {
+		impl string
+		opts server.Options
+		want string // Conn.Compression, "" for none
+	}{
+		{impl: "xnet", want: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{impl: "xnet", opts: server.Options{DisableCompression: true}},
+		{impl: "gorilla-deflate", want: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+	} {
+		t.Run(fmt.Sprintf("impl=%s/off=%v", tc.impl, tc.opts.DisableCompression), func(t *testing.T) {
+			t.Parallel()
+			url := startServerOpts(t, tc.impl, tc.opts)
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, url, client.Options{Compress: true, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if got, _ := c.Compression(); got != tc.want {
+				t.Errorf("Compression() = %q, want %q", got, tc.want)
+			}
+			for _, m := range []wsmsg.Message{{Type: websocket.TextFrame, Data: big}, {Type: websocket.BinaryFrame, Data: []byte("small")}} {
+				if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
+					t.Fatal(err)
+				}
+				var got wsmsg.Message
+				if err := wsmsg.Codec.Receive(c.Conn, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.Type != m.Type || !bytes.Equal(got.Data, m.Data) {
+					t.Fatalf("echo: type %d, %d bytes; want type %d, %d bytes", got.Type, len(got.Data), m.Type, len(m.Data))
+				}
+			}
+			c.WriteClose(1000, "")
+		})
+	}
 }

@@ -191,7 +191,8 @@ up to -shutdown-timeout; a second Ctrl-C cuts the wait short.`,
 		groups: []flagGroup{
 			{"listening", []string{"addr", "tls-cert", "tls-key"}},
 			{"who may connect", []string{"origin", "max-conns", "max-conns-per-ip", "max-handshakes"}},
-			{"limits and timeouts", []string{"max-message", "handshake-timeout", "ping-interval", "idle-timeout", "shutdown-timeout"}},
+			{"limits and timeouts", []string{"max-message", "max-memory", "message-timeout", "handshake-timeout", "ping-interval", "idle-timeout", "shutdown-timeout"}},
+			{"compression", []string{"compress", "compress-context"}},
 			{"behaviours and streams", []string{"behaviours", "tick-interval", "tick-seed"}},
 			{"logging", []string{"log-level", "log-format"}},
 		},
@@ -213,7 +214,7 @@ file as one message. At the end of the input it waits for the replies (see
 -wait), then closes normally. On Ctrl-C (or SIGTERM) it closes at once: it
 exits within -close-wait, plus at most a second, whatever the server does.`,
 		groups: []flagGroup{
-			{"where", []string{"url", "addr", "origin", "header", "subprotocol", "connect-timeout", "reconnect"}},
+			{"where", []string{"url", "addr", "origin", "header", "subprotocol", "compress", "connect-timeout", "reconnect"}},
 			{"what to send", []string{"stdin", "file", "text", "message", "binary", "count", "interval", "ping"}},
 			{"how to end", []string{"wait", "close-code", "close-reason", "close-wait", "max-message"}},
 			{"output", []string{"json", "show-binary", "timestamps", "v", "log-level"}},
@@ -239,7 +240,7 @@ server writes a log line per message (wsecho server at -log-level info):
 start the server with -log-level warn to measure the server, not its log.`,
 		groups: []flagGroup{
 			{"target", []string{"url"}},
-			{"load", []string{"conns", "size", "duration", "rate", "binary"}},
+			{"load", []string{"conns", "size", "duration", "rate", "binary", "compress"}},
 			{"output", []string{"json"}},
 		},
 		examples: `  wsecho bench -conns 50 -duration 10s        # against wsecho server -log-level warn
@@ -353,10 +354,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	handshakeTimeout := fs.Duration("handshake-timeout", 10*time.Second, "how long a client may take to send its upgrade request (and TLS handshake)")
 	pingInterval := fs.Duration("ping-interval", 30*time.Second, "how often each connection gets a ping (0: never)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close a connection with 1001 when nothing has arrived on it for this long (0: never)")
+	maxMemory := fs.Int64("max-memory", server.DefaultMaxMemory, "most `bytes` of message data held across all connections; a message that needs more waits, then is closed with 1013")
+	messageTimeout := fs.Duration("message-timeout", 60*time.Second, "close a connection with 1008 when one message takes longer than this from its first frame to its last (0: no limit)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for closing handshakes")
 	behaviours := fs.Bool("behaviours", true, "let clients choose behaviours on /echo with query parameters (delay=, fragment=, close=, push=, ...); false: a plain echo")
 	tickInterval := fs.Duration("tick-interval", time.Second, "time between two ticks on /ticks and /sse")
 	tickSeed := fs.Int64("tick-seed", 0, "seed of the tick stream; servers with the same seed and interval serve the same ticks")
+	compress := fs.Bool("compress", true, "accept permessage-deflate offers (false declines them)")
+	compressContext := fs.Bool("compress-context", false, "keep the compression context across messages (better ratio, about 1.3 MB per compressed connection)")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with -tls-key, serve wss://")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	var level slog.Level
@@ -378,6 +383,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{"-ping-interval and -idle-timeout must not be negative"}
 	case *pingInterval > 0 && *idleTimeout > 0 && *pingInterval >= *idleTimeout:
 		return &usageError{"-ping-interval must be shorter than -idle-timeout, or idle clients that answer pings are closed"}
+	case *maxMemory < 0, *messageTimeout < 0:
+		return &usageError{"-max-memory and -message-timeout must not be negative"}
 	case *shutdownTimeout <= 0:
 		return &usageError{"-shutdown-timeout must be positive"}
 	case *tickInterval < time.Millisecond:
@@ -396,6 +403,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return &usageError{fmt.Sprintf("-log-format must be text or json, not %q", *logFormat)}
 	}
 
+	if *maxMemory == 0 {
+		*maxMemory = server.DefaultMaxMemory
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// Buffers dropped as messages grow are garbage until the next
+		// collection: a soft limit keeps the process near -max-memory.
+		debug.SetMemoryLimit(*maxMemory + *maxMemory/2 + 128<<20)
+	}
 	opts := server.Options{
 		Logger:           log,
 		MaxMessage:       *maxMessage,
@@ -405,6 +420,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		HandshakeTimeout: *handshakeTimeout,
 		PingInterval:     *pingInterval,
 		IdleTimeout:      *idleTimeout,
+		MaxMemory:        *maxMemory,
+		MessageTimeout:   *messageTimeout,
+
+		DisableCompression:      !*compress,
+		CompressContextTakeover: *compressContext,
 
 		DisableBehaviours: !*behaviours,
 		TickInterval:      *tickInterval,
@@ -539,6 +559,7 @@ func runClient(ctx context.Context, args []string, in io.Reader, stdout, stderr 
 	caFile := fs.String("ca", "", "trust the CA certificates in PEM `file` (wss)")
 	connectTimeout := fs.Duration("connect-timeout", 10*time.Second, "bound on each dial: TCP, proxy, TLS and opening handshake")
 	ping := fs.Duration("ping", 0, "send a ping at this `interval`; no pong by the next one counts as a lost connection")
+	compress := fs.Bool("compress", false, "offer permessage-deflate compression (as browsers do); print what the server accepted")
 	reconnect := fs.Bool("reconnect", false, "retry the first connection, and reconnect with backoff when the connection drops or the server closes with 1001 or 1012")
 	var level slog.Level
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
@@ -642,6 +663,7 @@ func runClient(ctx context.Context, args []string, in io.Reader, stdout, stderr 
 		CloseWait:      *closeWait,
 		Ping:           *ping,
 		Reconnect:      *reconnect,
+		Compress:       *compress,
 		Status:         stderr,
 		Logger:         newLogger(stderr, level),
 	}
@@ -712,6 +734,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "how long to send")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "messages per second per connection (0: closed loop, each waits for its echo)")
 	fs.BoolVar(&cfg.Binary, "binary", false, "send binary messages instead of text")
+	fs.BoolVar(&cfg.Compress, "compress", false, "offer permessage-deflate and send JSON-like text compressed; report bytes on the wire")
 	asJSON := fs.Bool("json", false, "print the report as one JSON object")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -756,6 +779,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "%s: %d conns, %d-byte %s messages, %.1fs, %s\n", r.URL, r.Conns, r.Size, kind, r.Seconds, loop)
 	fmt.Fprintf(stdout, "round trips  %d (%.1f/s)\n", r.RoundTrips, r.PerSecond)
 	fmt.Fprintf(stdout, "throughput   %.2f MB/s each way\n", r.MBpsOut)
+	if r.Compressed {
+		fmt.Fprintf(stdout, "compressed   %.0f bytes on the wire per message out, %.0f back (of %d)\n", r.WireBytesOut, r.WireBytesIn, r.Size)
+	}
 	fmt.Fprintf(stdout, "latency      p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n", l.P50, l.P90, l.P99, l.P999, l.Max)
 	fmt.Fprintf(stdout, "errors       %d", r.ErrorsTotal)
 	for kind, n := range r.Errors {

@@ -2,19 +2,28 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -587,4 +596,492 @@ func runCommandFlags(cmd string) error {
 		return runClient(context.Background(), []string{"-h"}, nil, &out, &out)
 	}
 	return runBench(context.Background(), []string{"-h"}, &out, &out)
+}
+
+// Attacks on the server's memory (issue 11). Each runs `wsecho server` with
+// its flags in a helper process of its own (see TestHelperServer) whose
+// resident memory a watcher samples: above the test's cap it kills the
+// server and the test fails, so that a regression fails the test rather
+// than the machine.
+
+// attackServer is a `wsecho server` in a helper process, and the watcher
+// of its resident memory.
+type attackServer struct {
+	*helperServer
+	cap   int64
+	peak  atomic.Int64
+	stop  chan struct{}
+	done  chan struct{}
+	race  bool // the race detector multiplies resident memory
+	base  memStats
+	vars  string // the URL of its /debug/vars
+	wsURL string
+}
+
+// startAttackServer starts `wsecho server -addr 127.0.0.1:0 -log-level
+// error` with args, and a watcher that kills it if its resident memory
+// grows by more than limit over what it was once listening (four times
+// limit under the race detector, whose shadow memory grows with the heap).
+func startAttackServer(t *testing.T, limit int64, args ...string) *attackServer {
+	t.Helper()
+	all := append([]string{"server", "-addr", "127.0.0.1:0", "-log-level", "error"}, args...)
+	h := startHelper(t, "main", helperArgsEnv+"="+strings.Join(all, "\n"))
+	s := &attackServer{helperServer: h, stop: make(chan struct{}), done: make(chan struct{}), race: raceEnabled()}
+	s.wsURL = h.url
+	s.vars = "http" + strings.TrimSuffix(strings.TrimPrefix(h.url, "ws"), "/echo") + "/debug/vars"
+	s.base = s.memStats(t, true)
+	if s.race {
+		limit *= 4
+	}
+	s.cap = s.base.rss + limit
+	go s.watch(t)
+	t.Cleanup(s.stopWatch)
+	return s
+}
+
+func (s *attackServer) watch(t *testing.T) {
+	defer close(s.done)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid))
+		if err != nil {
+			return // it has exited
+		}
+		rss, _ := statusKB(string(b), "VmRSS")
+		if rss > s.peak.Load() {
+			s.peak.Store(rss)
+		}
+		if rss > s.cap {
+			syscall.Kill(s.pid, syscall.SIGKILL)
+			t.Errorf("server resident memory %d MB, over the cap of %d MB: killed", rss>>20, s.cap>>20)
+			return
+		}
+	}
+}
+
+func (s *attackServer) stopWatch() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}
+
+// metric returns one of the server's metrics from /debug/vars.
+func (s *attackServer) metric(t *testing.T, name string) int64 {
+	t.Helper()
+	resp, err := http.Get(s.vars)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var vars struct {
+		Wsecho map[string]any `json:"wsecho"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	v, ok := vars.Wsecho[name].(float64)
+	if !ok {
+		t.Fatalf("metrics: no %s in %v", name, vars.Wsecho)
+	}
+	return int64(v)
+}
+
+// raceEnabled reports whether this binary was built with -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" && s.Value == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// attackDial connects to wsURL and does the opening handshake, returning
+// errors rather than failing, for use from many goroutines.
+func attackDial(wsURL string) (net.Conn, *bufio.Reader, error) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := net.DialTimeout("tcp", u.Host, runTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(nc)
+	if _, err := fmt.Fprintf(nc, handshakeRequest, u.Host); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		nc.Close()
+		return nil, nil, fmt.Errorf("handshake: %v %v", resp, err)
+	}
+	return nc, br, nil
+}
+
+// attackKey masks every frame the attack tests send.
+var attackKey = [4]byte{1, 2, 3, 4}
+
+func attackFrame(fin bool, op byte, length int64, payload []byte) []byte {
+	h := wsframe.Header{Fin: fin, Opcode: op, Masked: true, Key: attackKey, Length: length}
+	b := wsframe.AppendHeader(nil, h)
+	start := len(b)
+	b = append(b, payload...)
+	wsframe.Mask(attackKey, 0, b[start:])
+	return b
+}
+
+// TestAttack_HeaderChurn: connections each announce a 32 MiB first
+// fragment, send 1 KiB of it and hang up, 20 at a time, 400 in all. Before
+// the read path grew buffers with the data, each made the server allocate
+// the whole 32 MiB (4.2 GB resident for 200 in the issue's run); now each
+// holds what arrived, in a buffer of at most 64 KiB.
+func TestAttack_HeaderChurn(t *testing.T) {
+	t.Parallel()
+	const workers, rounds = 20, 20
+	s := startAttackServer(t, 96<<20)
+	frame := attackFrame(false, wsframe.OpBinary, 32<<20-1, make([]byte, 1024))
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				nc, br, err := attackDial(s.wsURL)
+				if err == nil {
+					_, err = nc.Write(frame)
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				// Hang up once the server has read it all: it answers the
+				// peer's EOF by closing. (Closing at once would often
+				// reset the connection before the server read anything.)
+				nc.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, br)
+				nc.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if n := errs.Load(); n > 0 {
+		t.Fatalf("%d of %d attacking connections failed", n, workers*rounds)
+	}
+	deadline := time.Now().Add(runTimeout)
+	for s.metric(t, "conns_open") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open", s.metric(t, "conns_open"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ms := s.memStats(t, false)
+	peakUsed, used := s.metric(t, "memory_peak_bytes"), s.metric(t, "memory_used_bytes")
+	t.Logf("%d connections announcing 32 MiB and sending 1 KiB: message memory peak %d KB; server heap %d MB, resident %d MB now, %d MB at start, peak %d MB",
+		workers*rounds, peakUsed>>10, ms.heapInuse>>20, ms.rss>>20, s.base.rss>>20, s.peak.Load()>>20)
+	if limit := int64(workers) * 64 << 10; peakUsed > limit {
+		t.Errorf("message memory peaked at %d bytes, want at most %d (64 KiB a connection)", peakUsed, limit)
+	}
+	if used != 0 {
+		t.Errorf("%d bytes of message memory held after every connection ended", used)
+	}
+	if grew := s.peak.Load() - s.base.rss; !s.race && grew > 48<<20 {
+		t.Errorf("resident memory grew by %d MB, want at most 48 MB", grew>>20)
+	}
+}
+
+// TestAttack_LargeMessages: 12 connections each send two 8 MiB messages in
+// 64 KiB fragments (96 MiB at once) against -max-memory 32 MiB, while a
+// bystander echoes small messages. The server's message memory stays
+// within the budget (a large message waits, reading nothing, until memory
+// is free, or fails with 1013), the bystander's echoes keep flowing, and
+// every large message is echoed whole or refused with 1013. Before the
+// budget, memory grew with every connection's messages at once.
+func TestAttack_LargeMessages(t *testing.T) {
+	t.Parallel()
+	const (
+		budget = 32 << 20
+		conns  = 12
+		size   = 8 << 20
+		frag   = 64 << 10
+	)
+	s := startAttackServer(t, 2*budget+128<<20, "-max-memory", strconv.Itoa(budget), "-ping-interval", "0")
+	msg := make([]byte, size)
+	var stream []byte // one message, in fragments
+	for off := 0; off < size; off += frag {
+		op := wsframe.OpContinuation
+		if off == 0 {
+			op = wsframe.OpBinary
+		}
+		stream = append(stream, attackFrame(off+frag >= size, op, frag, msg[off:off+frag])...)
+	}
+
+	stopBystander := make(chan struct{})
+	var lat []time.Duration
+	var bystanderErr error
+	var bwg sync.WaitGroup
+	bwg.Go(func() {
+		nc, br, err := attackDial(s.wsURL)
+		if err != nil {
+			bystanderErr = err
+			return
+		}
+		defer nc.Close()
+		small := attackFrame(true, wsframe.OpText, 32, bytes.Repeat([]byte("x"), 32))
+		for {
+			select {
+			case <-stopBystander:
+				return
+			default:
+			}
+			start := time.Now()
+			if _, err := nc.Write(small); err != nil {
+				bystanderErr = err
+				return
+			}
+			f, err := readWireFrame(br)
+			if err != nil || f.op != wsframe.OpText {
+				bystanderErr = fmt.Errorf("echo: %v %v", f, err)
+				return
+			}
+			lat = append(lat, time.Since(start))
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+
+	var echoed, refused, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			nc, br, err := attackDial(s.wsURL)
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			defer nc.Close()
+			for range 2 {
+				werr := make(chan error, 1)
+				go func() {
+					_, err := nc.Write(stream)
+					werr <- err
+				}()
+				code, err := readEcho(br, size)
+				<-werr
+				switch {
+				case err == nil:
+					echoed.Add(1)
+				case code == wsframe.CloseTryAgainLater:
+					refused.Add(1)
+					return
+				default:
+					t.Errorf("large message: close %d, %v", code, err)
+					failed.Add(1)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stopBystander)
+	bwg.Wait()
+	if bystanderErr != nil {
+		t.Errorf("bystander: %v", bystanderErr)
+	}
+	peakUsed := s.metric(t, "memory_peak_bytes")
+	slices.Sort(lat)
+	var p99, worst time.Duration
+	if len(lat) > 0 {
+		p99, worst = lat[len(lat)*99/100], lat[len(lat)-1]
+	}
+	t.Logf("large messages: %d echoed, %d refused with 1013, %d failed; message memory peak %d MB of %d; resident peak %d MB (%d at start); bystander: %d echoes, p99 %v, max %v; memory_waits %d",
+		echoed.Load(), refused.Load(), failed.Load(), peakUsed>>20, budget>>20, s.peak.Load()>>20, s.base.rss>>20, len(lat), p99, worst, s.metric(t, "memory_waits"))
+	if peakUsed > budget {
+		t.Errorf("message memory peaked at %d bytes, over the budget of %d", peakUsed, budget)
+	}
+	if echoed.Load() == 0 || failed.Load() > 0 {
+		t.Errorf("%d large messages echoed, %d failed otherwise than with 1013: want some echoed and none failed", echoed.Load(), failed.Load())
+	}
+	if len(lat) < 10 || worst > 2*time.Second {
+		t.Errorf("bystander: %d echoes, slowest %v; want them to keep flowing (under 2 s each)", len(lat), worst)
+	}
+}
+
+// readEcho reads the echo of a size-byte binary message, discarding its
+// payload, or the server's Close and its code.
+func readEcho(br *bufio.Reader, size int) (closeCode int, err error) {
+	for {
+		closeCode, ping, err := readEchoFrame(br, size)
+		if !ping {
+			return closeCode, err
+		}
+	}
+}
+
+// readEchoFrame is readEcho for one frame; it reports a ping or pong, which
+// it skips.
+func readEchoFrame(br *bufio.Reader, size int) (closeCode int, ping bool, err error) {
+	b, err := br.Peek(2)
+	if err != nil {
+		return 0, false, err
+	}
+	if b, err = br.Peek(wsframe.HeaderLen(b[1])); err != nil {
+		return 0, false, err
+	}
+	h, n, err := wsframe.ParseHeader(b)
+	if err != nil {
+		return 0, false, err
+	}
+	br.Discard(n)
+	if h.Opcode == wsframe.OpClose {
+		p := make([]byte, h.Length)
+		if _, err := io.ReadFull(br, p); err != nil {
+			return 0, false, err
+		}
+		if len(p) >= 2 {
+			closeCode = int(p[0])<<8 | int(p[1])
+		}
+		return closeCode, false, fmt.Errorf("closed with %d", closeCode)
+	}
+	if _, err := io.CopyN(io.Discard, br, h.Length); err != nil {
+		return 0, false, err
+	}
+	if h.Opcode == wsframe.OpPing || h.Opcode == wsframe.OpPong {
+		return 0, true, nil
+	}
+	if !h.Fin || h.Opcode != wsframe.OpBinary || h.Length != int64(size) {
+		return 0, false, fmt.Errorf("echo: opcode %d, %d bytes", h.Opcode, h.Length)
+	}
+	return 0, false, nil
+}
+
+// TestAttack_SlowMessage: a message that trickles in, one byte (or one
+// empty frame) at a time, is closed when it has taken -message-timeout; a
+// connection that sends only empty frames is closed at -idle-timeout, since
+// they carry nothing. Before, every frame reset the idle timer, and such a
+// message held its buffer for ever.
+func TestAttack_SlowMessage(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		args      []string
+		piece     []byte
+		code      int
+		after     time.Duration
+		withinMax time.Duration
+	}{
+		{name: "byte_at_a_time", args: []string{"-message-timeout", "1s", "-idle-timeout", "30s", "-ping-interval", "10s"},
+			piece: attackFrame(false, wsframe.OpContinuation, 1, []byte{'x'}), code: wsframe.ClosePolicyViolation,
+			after: time.Second, withinMax: 3 * time.Second},
+		{name: "empty_frames", args: []string{"-idle-timeout", "1s", "-ping-interval", "0"},
+			piece: attackFrame(false, wsframe.OpContinuation, 0, nil), code: wsframe.CloseGoingAway,
+			after: time.Second, withinMax: 3 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startAttackServer(t, 64<<20, tc.args...)
+			nc, br, err := attackDial(s.wsURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			start := time.Now()
+			if _, err := nc.Write(attackFrame(false, wsframe.OpBinary, 1, []byte{'x'})); err != nil {
+				t.Fatal(err)
+			}
+			closed := make(chan wireFrame, 1)
+			go func() {
+				f, _ := readWireFrame(br)
+				closed <- f
+			}()
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case f := <-closed:
+					d := time.Since(start)
+					code := 0
+					if f.op == wsframe.OpClose && len(f.payload) >= 2 {
+						code = int(f.payload[0])<<8 | int(f.payload[1])
+					}
+					t.Logf("closed with %d after %v", code, d.Round(time.Millisecond))
+					if code != tc.code || d < tc.after || d > tc.withinMax {
+						t.Errorf("got %v (close %d) after %v; want close %d after %v to %v", f, code, d, tc.code, tc.after, tc.withinMax)
+					}
+					return
+				case <-tick.C:
+					if time.Since(start) > 2*tc.withinMax {
+						t.Fatalf("still open after %v", time.Since(start))
+					}
+					nc.Write(tc.piece) // fails once the server has closed
+				}
+			}
+		})
+	}
+}
+
+// TestAttack_MemoryReturned: after ten 32 MiB messages are echoed and their
+// connections closed, the server's resident memory returns near its idle
+// level within a minute. Before, large buffers stayed in a pool (338 MB
+// resident after such a burst).
+func TestAttack_MemoryReturned(t *testing.T) {
+	t.Parallel()
+	const size, conns = 32 << 20, 10
+	s := startAttackServer(t, 2*conns*size)
+	frame := attackFrame(true, wsframe.OpBinary, size, make([]byte, size))
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			nc, br, err := attackDial(s.wsURL)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer nc.Close()
+			werr := make(chan error, 1)
+			go func() {
+				_, err := nc.Write(frame)
+				werr <- err
+			}()
+			if _, err := readEcho(br, size); err != nil {
+				t.Errorf("32 MiB message: %v", err)
+			}
+			<-werr
+		})
+	}
+	wg.Wait()
+	burst := time.Now()
+	peak := s.peak.Load()
+	// Back near idle: within 48 MB of where it started.
+	for {
+		ms := s.memStats(t, false)
+		back := ms.rss < s.base.rss+48<<20
+		if s.race {
+			back = ms.heapInuse < s.base.heapInuse+48<<20 // the race detector's shadow memory stays
+		}
+		if back {
+			t.Logf("resident %d MB at start, peak %d MB during the burst, %d MB %v after it (heap in use %d MB)",
+				s.base.rss>>20, peak>>20, ms.rss>>20, time.Since(burst).Round(100*time.Millisecond), ms.heapInuse>>20)
+			return
+		}
+		if time.Since(burst) > time.Minute {
+			t.Fatalf("a minute after the burst, resident %d MB, heap in use %d MB; at start %d MB, %d MB",
+				ms.rss>>20, ms.heapInuse>>20, s.base.rss>>20, s.base.heapInuse>>20)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }

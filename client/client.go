@@ -68,6 +68,12 @@ type Options struct {
 	// fails the connection with 1009. If 0, 32 MiB.
 	MaxMessage int64
 
+	// Compress offers permessage-deflate (RFC 7692) as Chrome does:
+	// "permessage-deflate; client_max_window_bits". When the server
+	// accepts, messages of 112 bytes or more go out compressed and
+	// compressed messages are inflated; Conn.Compression tells.
+	Compress bool
+
 	// Interval is how often Run sends the current time in the default mode;
 	// the first message goes out at once. If 0, one second.
 	Interval time.Duration
@@ -282,6 +288,7 @@ func dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 		cfg.Location.Host = h
 	}
 	hdr.Del("Host")
+	offerDeflate(opts, hdr)
 	cfg.Header = hdr
 	cfg.Protocol = opts.Subprotocols
 	log := opts.Logger
@@ -317,9 +324,10 @@ func dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 
 	c := &Conn{url: rawURL, opts: opts, log: log, pongs: make(chan pong, 8)}
 	c.wire = wsframe.NewConn(nc, nil, wsframe.Client, wsframe.Options{
-		MaxMessage: opts.MaxMessage,
-		OnPong:     c.gotPong,
-		OnFrame:    c.gotFrame,
+		MaxMessage:   opts.MaxMessage,
+		OnPong:       c.gotPong,
+		OnFrame:      c.gotFrame,
+		OfferDeflate: opts.Compress,
 	})
 	rec := &recorder{Conn: c.wire, on: true}
 	// x/net's handshake takes no context: a deadline in the past stops it.

@@ -471,7 +471,8 @@ func (l *live) readLoop() error {
 		}
 		at := time.Now()
 		s.confirm(m)
-		s.p.received(m, at)
+		wire, compressed := l.c.wireSize()
+		s.p.received(m, wire, compressed, at)
 		l.recv.Add(1)
 		select {
 		case l.got <- struct{}{}:

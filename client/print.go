@@ -39,12 +39,15 @@ type event struct {
 	Dir         string   `json:"dir,omitempty"`
 	Type        string   `json:"type"`
 	Size        *int     `json:"size,omitempty"`
+	Compressed  bool     `json:"compressed,omitempty"` // permessage-deflate
+	WireSize    *int64   `json:"wire_size,omitempty"`  // compressed payload bytes`
 	Data        *string  `json:"data,omitempty"`
 	Code        int      `json:"code,omitempty"`
 	Reason      *string  `json:"reason,omitempty"`
 	RTTMillis   *float64 `json:"rtt_ms,omitempty"`
 	URL         string   `json:"url,omitempty"`
 	Subprotocol *string  `json:"subprotocol,omitempty"`
+	Extensions  *string  `json:"extensions,omitempty"` // with Options.Compress: what the server accepted ("" for none)
 	Attempt     int      `json:"attempt,omitempty"`
 	DelayMillis *float64 `json:"delay_ms,omitempty"`
 	Unconfirmed int      `json:"unconfirmed,omitempty"`
@@ -91,17 +94,22 @@ func (p *printer) statusf(format string, args ...any) {
 	io.WriteString(p.status, s+"\n")
 }
 
-// received prints a message that arrived at at.
-func (p *printer) received(m wsmsg.Message, at time.Time) {
+// received prints a message that arrived at at; when it came compressed,
+// its payload was wire bytes on the wire.
+func (p *printer) received(m wsmsg.Message, wire int64, compressed bool, at time.Time) {
 	if p.opts.JSON {
-		p.emit(messageEvent("recv", m), at)
+		e := messageEvent("recv", m)
+		if compressed {
+			e.Compressed, e.WireSize = true, &wire
+		}
+		p.emit(e, at)
 		return
 	}
 	prefix := ""
 	if p.interactive {
 		prefix = "< "
 	}
-	p.writeOut(p.format(prefix, m, at))
+	p.writeOut(p.formatWire(prefix, m, wireNote(wire, compressed), at))
 }
 
 // sent reports a message about to be sent: a JSON event, or in interactive
@@ -116,6 +124,11 @@ func (p *printer) sent(m wsmsg.Message, at time.Time) {
 }
 
 func (p *printer) format(prefix string, m wsmsg.Message, at time.Time) string {
+	return p.formatWire(prefix, m, "", at)
+}
+
+// formatWire formats a message, with note after its size under -v.
+func (p *printer) formatWire(prefix string, m wsmsg.Message, note string, at time.Time) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	if p.opts.Timestamps {
@@ -124,7 +137,7 @@ func (p *printer) format(prefix string, m wsmsg.Message, at time.Time) string {
 	}
 	switch {
 	case p.opts.Verbose:
-		fmt.Fprintf(&b, "[%s, %d bytes] ", typeName(m.Type), len(m.Data))
+		fmt.Fprintf(&b, "[%s, %d bytes%s] ", typeName(m.Type), len(m.Data), note)
 	case p.interactive && m.Type == websocket.BinaryFrame:
 		fmt.Fprintf(&b, "[binary %d B] ", len(m.Data)) // not to be taken for text
 	}
@@ -165,10 +178,15 @@ func typeName(t byte) string {
 func (p *printer) opened(c *Conn, at time.Time) {
 	if p.opts.JSON {
 		sp := c.Subprotocol()
-		p.emit(event{Type: "open", URL: c.url, Subprotocol: &sp}, at)
+		e := event{Type: "open", URL: c.url, Subprotocol: &sp}
+		if c.opts.Compress {
+			ext, _ := c.Compression()
+			e.Extensions = &ext
+		}
+		p.emit(e, at)
 		return
 	}
-	s := "connected to " + c.url
+	s := "connected to " + c.url + compressionNote(c)
 	switch {
 	case c.Subprotocol() != "":
 		s += " (subprotocol " + c.Subprotocol() + ")"

@@ -199,10 +199,10 @@ func (p *params) bool(name string) bool {
 // fragmenting writer in front of it.
 func (c *conn) writer() io.Writer {
 	if c.b != nil && c.b.fw != nil {
-		c.b.fw.next = c
+		c.b.fw.next = c.wc
 		return c.b.fw
 	}
-	return c
+	return c.wc
 }
 
 // pingInterval is the connection's ping interval: ping= or
@@ -280,9 +280,9 @@ func (c *conn) beforeEcho() {
 	if b == nil || b.delay == 0 {
 		return
 	}
-	if c.h.opts.IdleTimeout > 0 {
-		c.last.Store(int64(c.h.clock() + b.delay))
-	}
+	c.mu.Lock()
+	c.busyUntil = c.h.clock() + b.delay
+	c.mu.Unlock()
 	t := time.NewTimer(b.delay)
 	defer t.Stop()
 	select {
@@ -345,10 +345,9 @@ func (c *conn) end(ws *websocket.Conn) error {
 		return e
 	}
 	wc.SetReadDeadline(time.Now().Add(behaviourClose))
-	var m wsmsg.Message
 	for e.err == nil {
 		// Data after our Close is not echoed (RFC 6455, Section 5.5.1).
-		e.err = wsmsg.Codec.Receive(ws, &m)
+		_, _, e.err = wc.ReadMessage()
 	}
 	return e
 }
@@ -469,17 +468,12 @@ func (f *fragWriter) Write(p []byte) (int, error) {
 // discard reads and drops what a /ticks subscriber sends, until the
 // connection ends; the wire layer answers pings and the Close.
 func (h *Handler) discard(ws *websocket.Conn, c *conn) error {
-	var m wsmsg.Message
 	for {
-		buf, err := receive(ws, c.wc, &m)
-		if err != nil {
+		if _, _, err := c.wc.ReadMessage(); err != nil {
 			if c.wc.Drained(err) {
-				return h.closeGoingAway(ws, c.wc)
+				return h.closeGoingAway(c.wc)
 			}
 			return err
-		}
-		if buf != nil {
-			putBuffer(buf)
 		}
 	}
 }

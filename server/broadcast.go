@@ -1,7 +1,7 @@
 package server
 
 import (
-	"context"
+	"bytes"
 	"expvar"
 	"fmt"
 	"log/slog"
@@ -81,7 +81,10 @@ func (b *broadcast) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.h.upgrade(w, r, nil, func(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
-		return b.member(ws, c.wc, log.With("room", name), st, name)
+		if log != nil {
+			log = log.With("room", name)
+		}
+		return b.member(ws, c.wc, log, st, name)
 	})
 }
 
@@ -144,8 +147,7 @@ func (r *room) remove(m *member) {
 }
 
 // publish queues msg to every member. A member whose queue is full is
-// taken out and closed with 1013. The caller's reference to msg is
-// released.
+// taken out and closed with 1013.
 func (b *broadcast) publish(r *room, msg *bmsg) {
 	r.mu.Lock()
 	for m := range r.members {
@@ -156,22 +158,12 @@ func (b *broadcast) publish(r *room, msg *bmsg) {
 		}
 	}
 	r.mu.Unlock()
-	msg.release()
 }
 
-// bmsg is one message sent to a room, shared by the queues of its members;
-// its buffer goes back to the pool when the last of them has written it.
+// bmsg is one message sent to a room, shared by the queues of its members.
 type bmsg struct {
 	typ  byte
 	data []byte
-	buf  *[]byte // the pooled buffer behind data, or nil
-	refs atomic.Int32
-}
-
-func (m *bmsg) release() {
-	if m.refs.Add(-1) == 0 && m.buf != nil {
-		putBuffer(m.buf)
-	}
 }
 
 // member is one connection in a room.
@@ -193,13 +185,11 @@ func (m *member) offer(msg *bmsg) bool {
 	if q := m.queued.Load(); q > 0 && q+n > broadcastQueueBytes {
 		return false
 	}
-	msg.refs.Add(1)
 	select {
 	case m.queue <- msg:
 		m.queued.Add(n)
 		return true
 	default:
-		msg.refs.Add(-1)
 		return false
 	}
 }
@@ -243,16 +233,11 @@ func (b *broadcast) member(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logge
 		m.stop()
 		m.wc.SetWriteDeadline(time.Now()) // the connection is ending
 		waitWriter()
-		for msg := range m.queue { // left there by a writer that stopped
-			msg.release()
-		}
 		st.msgsOut, st.bytesOut = out.msgsOut, out.bytesOut
 	}()
 
-	var in wsmsg.Message
-	logRecv := log.Enabled(context.Background(), slog.LevelInfo)
 	for {
-		buf, err := receive(ws, wc, &in)
+		op, p, err := wc.ReadMessage()
 		if err != nil {
 			switch {
 			case m.full.Load():
@@ -262,29 +247,20 @@ func (b *broadcast) member(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logge
 				if err := waitWriter(); err != nil {
 					return err
 				}
-				return h.closeGoingAway(ws, wc)
+				return h.closeGoingAway(wc)
 			}
 			return err
 		}
-		st.msgsIn++
-		st.bytesIn += int64(len(in.Data))
-		h.metrics.msgsIn.Add(1)
-		h.metrics.bytesIn.Add(int64(len(in.Data)))
-		if logRecv {
-			log.Info("recv", "type", typeName(in.Type), "bytes", len(in.Data), "data", preview(in.Type, in.Data))
-		}
+		h.received(log, st, op, p)
 		if m.full.Load() {
 			// Closed with 1013: what the peer sends before its answer
 			// is not for the room (RFC 6455, Section 5.5.1).
-			if buf != nil {
-				putBuffer(buf)
-			}
-			in = wsmsg.Message{}
 			continue
 		}
-		msg := &bmsg{typ: in.Type, data: in.Data, buf: buf}
-		msg.refs.Store(1)
-		in = wsmsg.Message{}
+		// The wire layer's buffer is reused by the next read; the room's
+		// members share one copy, which the queue limits bound.
+		msg := &bmsg{typ: op, data: bytes.Clone(p)}
+		wc.Release()
 		b.publish(r, msg)
 		select {
 		case writeErr = <-done:
@@ -332,7 +308,6 @@ func (b *broadcast) write(ws *websocket.Conn, m *member, st *stats) error {
 			h.metrics.msgsOut.Add(1)
 			h.metrics.bytesOut.Add(int64(len(msg.data)))
 		}
-		msg.release()
 	}
 	switch {
 	case err != nil:

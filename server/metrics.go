@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"wsecho/internal/wsframe"
 )
 
 // MetricsName is the key under which the /debug/vars page of NewMux lists a
@@ -50,9 +52,17 @@ type metrics struct {
 	dropped    expvar.Int // connections that ended with no Close frame either way
 	sseOpen    expvar.Int // /sse streams open now
 	sseTotal   expvar.Int // /sse streams opened since start
+
+	// permessage-deflate (compress.go): connections that negotiated it;
+	// compressed messages received, their bytes on the wire and inflated;
+	// compressed echoes, their bytes before and after compression.
+	connsCompressed                expvar.Int
+	compressedIn, wireIn           expvar.Int
+	inflatedIn                     expvar.Int
+	compressedOut, rawOut, wireOut expvar.Int
 }
 
-func newMetrics(start time.Time, log *slog.Logger) *metrics {
+func newMetrics(start time.Time, log *slog.Logger, budget *wsframe.Budget) *metrics {
 	m := new(metrics)
 	for _, r := range rejectReasons {
 		m.rejected.Add(r, 0)
@@ -69,6 +79,18 @@ func newMetrics(start time.Time, log *slog.Logger) *metrics {
 	m.vars.Set("sse_streams_open", &m.sseOpen)
 	m.vars.Set("sse_streams_total", &m.sseTotal)
 	m.vars.Set("close_codes_received", &m.closeRecv)
+	// The memory budget for message data (Options.MaxMemory): its size,
+	// what is held now and at most, how many reads had to wait for it and
+	// how many gave up (and closed their connection with 1013).
+	stat := func(f func(wsframe.BudgetStats) int64) expvar.Func {
+		return func() any { return f(budget.Stats()) }
+	}
+	m.vars.Set("memory_limit_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Limit }))
+	m.vars.Set("memory_used_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Used }))
+	m.vars.Set("memory_peak_bytes", stat(func(s wsframe.BudgetStats) int64 { return s.Peak }))
+	m.vars.Set("memory_waits", stat(func(s wsframe.BudgetStats) int64 { return s.Waits }))
+	m.vars.Set("memory_refused", stat(func(s wsframe.BudgetStats) int64 { return s.Refused }))
+	m.publishCompression()
 	m.vars.Set("uptime_seconds", expvar.Func(func() any {
 		return time.Since(start).Round(time.Millisecond).Seconds()
 	}))
@@ -85,7 +107,9 @@ func (m *metrics) received(code int) { m.closeRecv.Add(strconv.Itoa(code), 1) }
 // Metrics returns the Handler's metrics: connections open now and in total,
 // connections dropped without a Close, handshakes rejected by reason,
 // messages and payload bytes in and out, Close frames sent and received by
-// code, and uptime. The /debug/vars page of NewMux shows them under
+// code, the memory budget for message data (size, used, peak, waits,
+// refusals), permessage-deflate (connections, messages and bytes compressed
+// and inflated, the ratio), and uptime. The /debug/vars page of NewMux shows them under
 // MetricsName; to have them in expvar.Handler too, publish them once with
 // expvar.Publish(server.MetricsName, h.Metrics()).
 func (h *Handler) Metrics() *expvar.Map { return &h.metrics.vars }

@@ -275,11 +275,12 @@ func TestPageBrowser(t *testing.T) {
 	t.Parallel()
 	bin := chromium(t)
 	tests := []struct {
-		name string
-		tls  bool    // serve https: and offer HTTP/2, as Go's TLS server does by default
-		opts Options // for our echo server
-		echo string  // "ours", or "corrupt": an echo server that flips a byte
-		want string  // the result, or its start when it ends in "…"
+		name  string
+		tls   bool    // serve https: and offer HTTP/2, as Go's TLS server does by default
+		opts  Options // for our echo server
+		echo  string  // "ours", or "corrupt": an echo server that flips a byte
+		want  string  // the result, or its start when it ends in "…"
+		query string  // added to the page's URL
 	}{
 		{name: "http", echo: "ours", want: "PASS"},
 		// The SSE stream ends when the server behind it shuts down; the
@@ -292,6 +293,11 @@ func TestPageBrowser(t *testing.T) {
 		// 70 KB of text is over the limit: the server fails the connection with 1009.
 		{name: "max_message", echo: "ours", opts: Options{MaxMessage: 64 << 10},
 			want: "FAIL: 70 KB text: closed before the echo: code 1009 (message too big)…"},
+		// Chromium offers permessage-deflate and our server accepts: every
+		// echo, compressed both ways, still matches.
+		{name: "deflate", echo: "ours", query: "&deflate=1", want: "PASS"},
+		{name: "deflate_declined", echo: "ours", query: "&deflate=1", opts: Options{DisableCompression: true},
+			want: `FAIL: extensions "", want permessage-deflate`},
 		// The page checks the bytes of every echo, not only that one came back.
 		{name: "corrupt_echo", echo: "corrupt", want: "FAIL: binary: byte 255 is 0x00, want 0xff"},
 	}
@@ -303,11 +309,12 @@ func TestPageBrowser(t *testing.T) {
 			mux.Handle("/", Page())
 			var shutdown func(context.Context) error
 			page := "/?selftest=1"
+			var h *Handler
 			switch tc.echo {
 			case "ours":
 				tc.opts.Logger = log
 				tc.opts.TickInterval = 100 * time.Millisecond
-				h := New(tc.opts)
+				h = New(tc.opts)
 				mux.Handle("/echo", h)
 				mux.HandleFunc("GET /sse", h.serveSSE)
 				shutdown = h.Shutdown
@@ -346,7 +353,7 @@ func TestPageBrowser(t *testing.T) {
 				}
 			})
 
-			dom := dumpDOM(t, bin, ts.URL+page, tc.tls)
+			dom := dumpDOM(t, bin, ts.URL+page+tc.query, tc.tls)
 			wantProto := "HTTP/1.1"
 			if tc.tls {
 				wantProto = "HTTP/2.0"
@@ -365,6 +372,14 @@ func TestPageBrowser(t *testing.T) {
 				}
 			} else if got != tc.want {
 				t.Errorf("#result: got %q, want %q\npage log:\n%s", got, tc.want, pageLog(dom))
+			}
+			if tc.query == "&deflate=1" && got == "PASS" {
+				// Compressed both ways: Chromium compresses what it sends.
+				for _, name := range []string{"compressed_messages_in", "compressed_messages_out"} {
+					if v := h.Metrics().Get(name).String(); v == "0" {
+						t.Errorf("%s = 0: Chromium's messages were not compressed", name)
+					}
+				}
 			}
 		})
 	}

@@ -68,17 +68,51 @@ type Options struct {
 	PingInterval time.Duration
 
 	// IdleTimeout closes, with 1001, a connection from which nothing has
-	// arrived for that long: no frame header (data, ping, pong or close),
-	// and no part of the payload of an unfragmented message, which is read
-	// as it arrives (a fragment is read whole). An echo that the peer does
+	// arrived for that long: no frame header (data, ping, pong or close;
+	// an empty data frame that ends nothing does not count) and no part of
+	// a payload, which is read as it arrives. An echo that the peer does
 	// not read for that long fails too: the connection is dropped. Keep it
 	// longer than PingInterval, or a peer that only answers pings is
-	// closed. If 0, connections never time out.
+	// closed. It is checked a quarter of itself at a time, so the close
+	// comes between IdleTimeout and 1.25 times it after the last sign of
+	// life. If 0, connections never time out.
 	IdleTimeout time.Duration
+
+	// MaxMemory bounds the message data held across all connections, in
+	// bytes: message buffers being filled (joined fragments) and echoes
+	// being written. A connection whose message needs more than is left
+	// stops being read (TCP pushes back on the sender) for up to
+	// MemoryWait, then fails with 1013 (try again later); the last eighth
+	// of the budget (at most 64 MiB) is kept for messages of 64 KiB or
+	// less, so that small messages keep flowing. If 0, DefaultMaxMemory.
+	MaxMemory int64
+
+	// MemoryWait is how long a connection waits for MaxMemory to have
+	// room. If 0, 10 seconds.
+	MemoryWait time.Duration
+
+	// MessageTimeout bounds how long one message may take from its first
+	// frame to its last; a connection whose message takes longer is closed
+	// with 1008. It is checked a quarter of itself at a time, so the close
+	// comes between MessageTimeout and 1.25 times it. If 0, no limit.
+	MessageTimeout time.Duration
 
 	// HandshakeTimeout bounds the TLS handshake and reading the upgrade
 	// request, in the http.Server that HTTPServer returns. If 0, 10 seconds.
 	HandshakeTimeout time.Duration
+
+	// DisableCompression declines every permessage-deflate offer (RFC
+	// 7692). By default the first acceptable offer is accepted, and echoes
+	// of 112 bytes or more go out compressed.
+	DisableCompression bool
+
+	// CompressContextTakeover keeps the compression context of each
+	// direction across messages: a better ratio for small similar
+	// messages, for about 1.2 MB (our compressor) and 64 KiB (the window
+	// of the client's) per connection. By default the server answers with
+	// server_no_context_takeover and client_no_context_takeover and an idle
+	// connection holds no compression state.
+	CompressContextTakeover bool
 
 	// Logger receives one line per connection and per message. If nil,
 	// slog.Default().
@@ -117,10 +151,15 @@ func drainDeadline(end time.Time) time.Time {
 const defaultShutdownWait = 10 * time.Second
 
 // xnetWriteBuffer is the size of the buffered writer x/net writes frames
-// into. A frame that does not fit is still sent with one system call (the
-// wire layer joins its parts), so a small buffer costs little and saves
-// memory on every connection.
-const xnetWriteBuffer = 512
+// into: a frame header and a short message. A frame that does not fit is
+// still sent with one system call (the wire layer joins its parts), so a
+// small buffer costs little and saves memory on every connection.
+const xnetWriteBuffer = 128
+
+// DefaultMaxMemory is the budget for message data when Options.MaxMemory
+// is 0: a quarter of physical memory, at most 1 GiB (1 GiB when physical
+// memory is unknown).
+var DefaultMaxMemory = defaultMaxMemory()
 
 // Handler is the echo endpoint. It implements http.Handler; mount it on the
 // WebSocket path (wsecho uses /echo). It is safe for concurrent use.
@@ -130,6 +169,8 @@ type Handler struct {
 
 	metrics *metrics
 	epoch   time.Time // New's time: h.clock() counts from it
+	budget  *wsframe.Budget
+	scav    scavenger
 
 	rejectLog *logLimiter // bounds the lines logged for rejected handshakes
 
@@ -159,6 +200,9 @@ func New(opts Options) *Handler {
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = defaultHandshakeTimeout
 	}
+	if opts.MaxMemory <= 0 {
+		opts.MaxMemory = DefaultMaxMemory
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -167,9 +211,11 @@ func New(opts Options) *Handler {
 		opts.TickInterval = defaultTickInterval
 	}
 	now := time.Now()
-	return &Handler{opts: opts, log: log, metrics: newMetrics(now, log), epoch: now, conns: make(map[*conn]struct{}),
+	h := &Handler{opts: opts, log: log, epoch: now, conns: make(map[*conn]struct{}), budget: wsframe.NewBudget(opts.MaxMemory),
 		perIP: make(map[string]int), rejectLog: newLogLimiter(rejectLogRate),
 		ticks: tickSource{seed: opts.TickSeed, interval: opts.TickInterval}, streamsDone: make(chan struct{})}
+	h.metrics = newMetrics(now, log, h.budget)
+	return h
 }
 
 // clock returns the monotonic time since New.
@@ -257,11 +303,11 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 		h.reject(w, r, status, reason, msg)
 		return
 	}
-	defer h.release(ip)
 
 	// Hijack here rather than in x/net, which panics when Hijack fails.
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		h.release(ip)
 		h.log.Error("hijack", "remote", r.RemoteAddr, "err", err)
 		h.reject(w, r, http.StatusInternalServerError, rejectHijack, "websocket: cannot take over the connection")
 		return
@@ -270,12 +316,28 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 	c := h.newConn(nc, socketReader(nc, brw))
 	c.b = b
 	h.track(c, true)
-	defer h.track(c, false)
+	if ws := h.handshake(w, r, c); ws != nil {
+		// A fresh goroutine, with a small stack: net/http's, which grew
+		// while it read the request, ends here, and its stack is freed.
+		go h.serve(ws, c, loop, ip)
+		return
+	}
+	c.uncount() // if x/net failed the handshake after the count
+	h.track(c, false)
+	c.wc.Close()
+	h.release(ip)
+}
 
-	defer c.uncount() // if x/net failed the handshake after the count
+// handshake has x/net perform the opening handshake over c and returns its
+// *websocket.Conn, or nil if the handshake failed. x/net sees a copy of r
+// that is cleared afterwards, with its Config, so that a connection does
+// not keep the request's headers for its lifetime.
+func (h *Handler) handshake(w http.ResponseWriter, r *http.Request, c *conn) *websocket.Conn {
+	var ws *websocket.Conn
 	srv := websocket.Server{
 		Handshake: func(cfg *websocket.Config, _ *http.Request) error {
 			cfg.Protocol = nil // an echo server speaks no subprotocol
+			h.negotiate(r, cfg, c.wc)
 			// Counted before the 101 goes out, so that a client that has
 			// its answer finds itself counted.
 			c.counted = true
@@ -283,18 +345,32 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 			h.metrics.connsTotal.Add(1)
 			return nil
 		},
-		Handler: func(ws *websocket.Conn) { h.serve(ws, c, loop) },
+		Handler: func(conn *websocket.Conn) { ws = conn },
 	}
-	// x/net reads and writes through c, which notes each sign of life.
+	xr := &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+		Header: r.Header, Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI, TLS: r.TLS}
+	// x/net reads and writes through the wire layer. Its deferred Close
+	// does nothing: the connection outlives x/net's Handler.
 	srv.ServeHTTP(&hijacked{
 		ResponseWriter: w,
-		conn:           c.wc,
-		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c.writer(), xnetWriteBuffer)),
-	}, r)
+		conn:           keepOpen{c.wc},
+		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c.wc, 16), bufio.NewWriterSize(c.writer(), xnetWriteBuffer)),
+	}, xr)
+	*xr = http.Request{}
+	if ws != nil {
+		*ws.Config() = websocket.Config{}
+	}
+	return ws
 }
 
-// reject answers a handshake with an HTTP error, and counts and logs it by
-// reason (see rejected).
+// keepOpen is the connection x/net sees: its Close does nothing, since
+// x/net closes the connection when its Handler returns, and the echo loop
+// runs on after that, on a goroutine of its own.
+type keepOpen struct{ *wsframe.Conn }
+
+func (keepOpen) Close() error { return nil }
+
+// reject answers a handshake with an HTTP error and counts it by reason.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
 	h.rejected(reason, "remote", r.RemoteAddr, "code", status, "origin", r.Header.Get("Origin"), "host", r.Host, "err", msg)
 	http.Error(w, msg, status)
@@ -376,27 +452,39 @@ func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
 	return bufio.NewReaderSize(nc, socketReadBuffer)
 }
 
-// serve is the x/net Handler: it echoes each message until the connection
-// ends, then logs how it ended. x/net closes the connection when it returns.
-func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop) {
+// serve runs loop on the connection until it ends, logs how it ended, and
+// closes it. It runs on a goroutine of its own, counted in h.wg.
+func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string) {
 	wc := c.wc
+	defer h.release(ip)
+	defer wc.Close()
+	defer h.track(c, false)
 	wc.Start()
 	ws.MaxPayloadBytes = int(h.opts.MaxMessage) // the wire layer enforces it, per message
-	log := h.log.With("remote", wc.RemoteAddr().String())
-	log.Info("open")
+	// A logger that names the connection is kept only when every message
+	// is logged; otherwise logEnd makes one for the last line.
+	var log *slog.Logger
+	if h.log.Enabled(context.Background(), slog.LevelInfo) {
+		log = h.log.With("remote", wc.RemoteAddr().String())
+		log.Info("open", extensionAttrs(wc)...)
+	}
 	c.startKeepalive()
 	var st stats
 	start := time.Now()
 	err := h.converse(ws, c, loop, log, &st)
 	c.stopKeepalive()
+	wc.Release()
 	if c.isDraining() && errors.Is(err, os.ErrDeadlineExceeded) && !wc.CloseSent() {
 		// Shutdown's time ran out in the middle of a message: say so,
 		// rather than let x/net send its Close 1000.
-		wc.NetConn().SetWriteDeadline(time.Now().Add(drainGrace))
+		wc.SetWriteDeadline(time.Now().Add(drainGrace))
 		wc.WriteClose(wsframe.CloseGoingAway, "going away")
 		err = fmt.Errorf("%w: %w", errWentAway, err)
 	}
 	c.uncount()
+	if log == nil {
+		log = h.log.With("remote", wc.RemoteAddr().String())
+	}
 	h.logEnd(log, c, err, &st, time.Since(start))
 }
 
@@ -405,32 +493,33 @@ type stats struct {
 	bytesIn, bytesOut int64
 }
 
+// echo reads each message straight from the wire layer, into a pooled
+// buffer counted against the memory budget, and writes it back through
+// x/net. log is nil when the level leaves out the "recv" lines.
 func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
 	wc := c.wc
 	var m wsmsg.Message
-	logRecv := log.Enabled(context.Background(), slog.LevelInfo)
+	var cs compressionCounts
 	for {
-		buf, err := receive(ws, wc, &m)
+		op, p, err := wc.ReadMessage()
 		if err != nil {
 			if wc.Drained(err) {
-				return h.closeGoingAway(ws, wc)
+				return h.closeGoingAway(wc)
 			}
 			return err
 		}
-		st.msgsIn++
-		st.bytesIn += int64(len(m.Data))
-		h.metrics.msgsIn.Add(1)
-		h.metrics.bytesIn.Add(int64(len(m.Data)))
-		if logRecv {
-			log.Info("recv", "type", typeName(m.Type), "bytes", len(m.Data), "data", preview(m.Type, m.Data))
-		}
+		n := h.received(log, st, op, p)
 		c.beforeEcho()
+		m.Type, m.Data = op, p
 		err = wsmsg.Codec.Send(ws, &m)
-		n := int64(len(m.Data))
-		if buf != nil {
-			putBuffer(buf)
+		m.Data = nil
+		cs.count(wc, h.metrics)
+		if n > wsframe.MaxPooled {
+			// A buffer too large to pool goes back to the garbage
+			// collector; memory returns to the system soon after.
+			wc.Release()
+			h.scav.large()
 		}
-		m = wsmsg.Message{} // an idle connection holds no message
 		if err != nil {
 			return err
 		}
@@ -444,25 +533,18 @@ func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats)
 	}
 }
 
-// receive reads the next message through x/net into a pooled buffer, which
-// the caller returns with putBuffer once the echo is written. The wire layer
-// tells the type and length in advance, so x/net's Codec, which allocates a
-// growing buffer for every message, is needed only for empty messages.
-func receive(ws *websocket.Conn, wc *wsframe.Conn, m *wsmsg.Message) (*[]byte, error) {
-	op, n, err := wc.Next()
-	if err != nil {
-		return nil, err
+// received counts a message read from the peer and logs its "recv" line
+// (log is nil when the level leaves it out). It returns the message's size.
+func (h *Handler) received(log *slog.Logger, st *stats, op byte, p []byte) int64 {
+	n := int64(len(p))
+	st.msgsIn++
+	st.bytesIn += n
+	h.metrics.msgsIn.Add(1)
+	h.metrics.bytesIn.Add(n)
+	if log != nil {
+		log.Info("recv", "type", typeName(op), "bytes", n, "data", preview(op, p))
 	}
-	if n == 0 {
-		return nil, wsmsg.Codec.Receive(ws, m)
-	}
-	buf := getBuffer(int(n))
-	m.Type, m.Data = op, *buf
-	if _, err := io.ReadFull(ws, m.Data); err != nil {
-		putBuffer(buf)
-		return nil, err
-	}
-	return buf, nil
+	return n
 }
 
 // errWentAway marks the end of a connection that shutdown closed with 1001.
@@ -471,7 +553,7 @@ var errWentAway = errors.New("closed with 1001 for shutdown")
 // closeGoingAway sends Close 1001 once a drain has found the peer quiet, and
 // waits for the peer's Close until shutdown gives up. The error it returns
 // wraps errWentAway.
-func (h *Handler) closeGoingAway(ws *websocket.Conn, wc *wsframe.Conn) error {
+func (h *Handler) closeGoingAway(wc *wsframe.Conn) error {
 	h.mu.Lock()
 	end := h.end
 	h.mu.Unlock()
@@ -479,10 +561,9 @@ func (h *Handler) closeGoingAway(ws *websocket.Conn, wc *wsframe.Conn) error {
 	if err := wc.WriteClose(wsframe.CloseGoingAway, "going away"); err != nil {
 		return fmt.Errorf("%w: %w", errWentAway, err)
 	}
-	var m wsmsg.Message
 	for {
 		// Data after our Close cannot be echoed (RFC 6455, Section 5.5.1).
-		if err := wsmsg.Codec.Receive(ws, &m); err != nil {
+		if _, _, err := wc.ReadMessage(); err != nil {
 			return fmt.Errorf("%w: %w", errWentAway, err)
 		}
 	}
@@ -495,6 +576,10 @@ func (h *Handler) closeGoingAway(ws *websocket.Conn, wc *wsframe.Conn) error {
 func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time.Duration) {
 	attrs := []any{"duration", d.Round(time.Millisecond),
 		"msgs_in", st.msgsIn, "bytes_in", st.bytesIn, "msgs_out", st.msgsOut, "bytes_out", st.bytesOut}
+	if n := c.wc.MemoryWaits(); n > 0 {
+		attrs = append(attrs, "memory_waits", n)
+	}
+	attrs = appendCompression(attrs, c.wc)
 	wc, m := c.wc, h.metrics
 	var pe *wsframe.Error
 	var be *behaviourEnd
@@ -503,12 +588,16 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 		m.received(code)
 	}
 	switch {
+	case errors.As(err, &pe) && pe.Code == wsframe.CloseTryAgainLater:
+		m.sent(pe.Code)
+		log.Warn("closed", append(attrs, "code", pe.Code, "by", "server", "reason", "memory budget spent")...)
 	case errors.As(err, &pe):
 		m.sent(pe.Code)
 		log.Warn("protocol error", append(attrs, "code", pe.Code, "by", "server", "err", pe.Reason)...)
-	case c.isIdle():
-		m.sent(wsframe.CloseGoingAway)
-		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "idle timeout")...)
+	case c.timedOut() != nil:
+		to := c.timedOut()
+		m.sent(to.code)
+		log.Info("closed", append(attrs, "code", to.code, "by", "server", "reason", to.reason)...)
 	case errors.Is(err, errWentAway):
 		m.sent(wsframe.CloseGoingAway)
 		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "shutdown")...)
@@ -627,6 +716,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	if !ok {
 		end = time.Now().Add(defaultShutdownWait)
 	}
+	h.scav.stop()
 	h.mu.Lock()
 	h.closing, h.end, h.drainBy = true, end, drainDeadline(end)
 	h.endStreams()

@@ -247,6 +247,11 @@ type vars struct {
 	CloseSent    map[string]int64 `json:"close_codes_sent"`
 	CloseRecv    map[string]int64 `json:"close_codes_received"`
 	Uptime       *float64         `json:"uptime_seconds"`
+	MemoryLimit  int64            `json:"memory_limit_bytes"`
+	MemoryUsed   int64            `json:"memory_used_bytes"`
+	MemoryPeak   int64            `json:"memory_peak_bytes"`
+	MemoryWaits  int64            `json:"memory_waits"`
+	MemoryRefuse int64            `json:"memory_refused"`
 }
 
 // getVars fetches /debug/vars and returns the Handler's part of it.
@@ -1195,6 +1200,37 @@ func TestKeepalive(t *testing.T) {
 		})
 	})
 
+	// A message that trickles in, a byte every 10 s, is closed with 1008
+	// once it has taken the message timeout, checked a quarter of it apart:
+	// between 60 s and 75 s after its first frame.
+	t.Run("message_timeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			o, rec := opts(t)
+			o.PingInterval, o.IdleTimeout, o.MessageTimeout = 0, 0, idle
+			h := New(o)
+			start := time.Now()
+			peer, br, done := pipePeer(t, h)
+			defer peer.Close()
+			framesc := readAll(peer, br, start, true)
+			writeFrame(peer, false, wsframe.OpBinary, []byte("x"))
+			for {
+				time.Sleep(10 * time.Second)
+				if writeFrame(peer, false, wsframe.OpContinuation, []byte("x")) != nil {
+					break // the server has hung up
+				}
+			}
+			frames := <-framesc
+			<-done
+			if len(frames) != 2 || frames[0].op != wsframe.OpClose || closeCode(frames[0].payload) != 1008 ||
+				frames[0].at < idle || frames[0].at > idle+idle/4 {
+				t.Errorf("got %s; want Close 1008 between %v and %v", describe(frames), idle, idle+idle/4)
+			}
+			if e := rec.next(t); e != (endLine{"closed", 1008, "server", "message timeout"}) {
+				t.Errorf("end line: got %+v", e)
+			}
+		})
+	})
+
 	// Shutdown with keepalive on: the quiet connection gets Close 1001
 	// once the drain's grace has passed twice (the second time waited by the
 	// reader itself), and no more pings.
@@ -1333,4 +1369,42 @@ func TestKeepalive(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestMemoryBudget checks what a connection whose message does not fit in
+// MaxMemory sees (Close 1013 after MemoryWait, while it was read no
+// further), and that the closing log line and the metrics show it.
+func TestMemoryBudget(t *testing.T) {
+	t.Parallel()
+	s := startEcho(t, Options{MaxMemory: 2 << 20, MemoryWait: 300 * time.Millisecond})
+	// holder's first fragment of 1 MiB is held while it waits for the rest.
+	holder, _ := s.rawDial(t)
+	if err := writeFrame(holder, false, wsframe.OpBinary, make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.getVars(t).MemoryUsed < 1<<20 {
+		if time.Now().After(deadline) {
+			t.Fatal("the server does not hold the first fragment")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// big's 1.5 MiB message needs more than is left outside the reserve.
+	big, br := s.rawDial(t)
+	go writeFrame(big, true, wsframe.OpBinary, make([]byte, 3<<19)) // fails once the server hangs up
+	start := time.Now()
+	h, p, err := readFrame(br)
+	if err != nil || h.Opcode != wsframe.OpClose || closeCode(p) != wsframe.CloseTryAgainLater {
+		t.Fatalf("got %+v %q %v, want Close 1013", h, p, err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("Close 1013 after %v, want it after MemoryWait (300ms)", d)
+	}
+	if e := s.log.next(t); e != (endLine{"closed", 1013, "server", "memory budget spent"}) {
+		t.Errorf("end line: got %+v", e)
+	}
+	v := s.getVars(t)
+	if v.MemoryLimit != 2<<20 || v.MemoryWaits != 1 || v.MemoryRefuse != 1 || v.MemoryPeak < 1<<20 || v.MemoryPeak > 2<<20 {
+		t.Errorf("metrics: limit %d, waits %d, refused %d, peak %d; want 2 MiB, 1, 1, 1-2 MiB", v.MemoryLimit, v.MemoryWaits, v.MemoryRefuse, v.MemoryPeak)
+	}
 }

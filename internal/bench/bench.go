@@ -34,6 +34,7 @@ type Config struct {
 	Duration time.Duration // how long to send; if 0, 10s
 	Rate     float64       // messages per second per connection, first sends spread over one interval; 0 means closed loop
 	Binary   bool          // send binary messages instead of text
+	Compress bool          // offer permessage-deflate, send JSON-like text compressed (see DialCompressed)
 }
 
 // Report is the outcome of a run.
@@ -51,6 +52,10 @@ type Report struct {
 	Latency     Percentiles      `json:"latency"`
 	Errors      map[string]int64 `json:"errors,omitempty"`
 	ErrorsTotal int64            `json:"errors_total"`
+	// With Config.Compress: payload bytes on the wire per message, each way.
+	Compressed   bool    `json:"compressed,omitempty"`
+	WireBytesOut float64 `json:"wire_bytes_per_message_out,omitempty"`
+	WireBytesIn  float64 `json:"wire_bytes_per_message_in,omitempty"`
 }
 
 // Percentiles of the round-trip latency.
@@ -90,7 +95,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 		}
 	}()
 	for range cfg.Conns {
-		c, err := Dial(ctx, cfg.URL, cfg.Size, cfg.Binary)
+		c, err := dial(ctx, nil, cfg.URL, cfg.Size, cfg.Binary, cfg.Compress)
 		if err != nil {
 			return nil, err
 		}
@@ -185,6 +190,16 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Report, err
 	r.PerSecond = float64(r.RoundTrips) / elapsed.Seconds()
 	r.MBpsOut = r.PerSecond * float64(cfg.Size) / 1e6
 	r.MBpsIn = r.MBpsOut
+	if cfg.Compress {
+		r.Compressed = true
+		var msgs, out, in int64
+		for _, c := range conns {
+			msgs, out, in = msgs+c.z.msgs, out+c.z.wireOut, in+c.z.wireIn
+		}
+		if msgs > 0 {
+			r.WireBytesOut, r.WireBytesIn = float64(out)/float64(msgs), float64(in)/float64(msgs)
+		}
+	}
 	r.Latency = Percentiles{
 		P50: hist.Quantile(0.50), P90: hist.Quantile(0.90), P99: hist.Quantile(0.99),
 		P999: hist.Quantile(0.999), Max: hist.Max(),
@@ -228,6 +243,7 @@ type Conn struct {
 	buf   []byte // where the echo is read
 	op    byte
 	raw   bool // plain TCP: the echo is the frame's own bytes
+	z     *compressed
 }
 
 // Dial connects to a ws:// URL with a hand-written opening handshake and
@@ -241,6 +257,10 @@ func Dial(ctx context.Context, rawURL string, size int, binary bool) (*Conn, err
 // that many connections can be spread over several source addresses; a nil
 // laddr lets the system choose.
 func DialFrom(ctx context.Context, laddr net.IP, rawURL string, size int, binary bool) (*Conn, error) {
+	return dial(ctx, laddr, rawURL, size, binary, false)
+}
+
+func dial(ctx context.Context, laddr net.IP, rawURL string, size int, binary, compress bool) (*Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
@@ -268,6 +288,9 @@ func DialFrom(ctx context.Context, laddr net.IP, rawURL string, size int, binary
 	h := wsframe.Header{Fin: true, Opcode: c.op, Masked: true}
 	rand.Read(h.Key[:])
 	c.frame = wsframe.AppendFrame(nil, h, c.want)
+	if compress && !c.raw {
+		c.compress(h)
+	}
 	if c.raw {
 		c.buf = make([]byte, len(c.frame))
 		return c, nil
@@ -302,7 +325,11 @@ func (c *Conn) handshake(ctx context.Context, u *url.URL) error {
 	k := base64.StdEncoding.EncodeToString(key[:])
 	path := u.RequestURI()
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + k + "\r\n\r\n"
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + k + "\r\n"
+	if c.z != nil {
+		req += wsframe.ExtensionHeader + ": " + wsframe.DeflateOffer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(c.conn, req); err != nil {
 		return err
 	}
@@ -318,6 +345,9 @@ func (c *Conn) handshake(ctx context.Context, u *url.URL) error {
 	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		return errors.New("bench: handshake: bad Sec-WebSocket-Accept")
 	}
+	if c.z != nil {
+		return c.z.accepted(resp.Header.Values(wsframe.ExtensionHeader))
+	}
 	return nil
 }
 
@@ -331,37 +361,51 @@ func (c *Conn) RoundTrip() error {
 		_, err := io.ReadFull(c.br, c.buf)
 		return err
 	}
+	if c.z != nil {
+		return c.readCompressed()
+	}
+	h, err := c.dataHeader()
+	if err != nil {
+		return err
+	}
+	if !h.Fin || h.Opcode != c.op || h.Length != int64(len(c.want)) {
+		return errMismatch
+	}
+	if _, err := io.ReadFull(c.br, c.buf); err != nil {
+		return err
+	}
+	if !bytes.Equal(c.buf, c.want) {
+		return errMismatch
+	}
+	return nil
+}
+
+// dataHeader reads frame headers up to the next data frame's, skipping
+// control frames; a Close gives errClosed.
+func (c *Conn) dataHeader() (wsframe.Header, error) {
 	for {
 		b, err := c.br.Peek(2)
 		if err != nil {
-			return err
+			return wsframe.Header{}, err
 		}
 		if b, err = c.br.Peek(wsframe.HeaderLen(b[1])); err != nil {
-			return err
+			return wsframe.Header{}, err
 		}
 		h, n, err := wsframe.ParseHeader(b)
 		if err != nil {
-			return err
+			return wsframe.Header{}, err
 		}
 		c.br.Discard(n)
 		switch {
 		case h.Opcode == wsframe.OpClose:
-			return errClosed
+			return h, errClosed
 		case wsframe.IsControl(h.Opcode):
 			if _, err := c.br.Discard(int(h.Length)); err != nil {
-				return err
+				return h, err
 			}
 			continue
-		case !h.Fin || h.Opcode != c.op || h.Length != int64(len(c.want)):
-			return errMismatch
 		}
-		if _, err := io.ReadFull(c.br, c.buf); err != nil {
-			return err
-		}
-		if !bytes.Equal(c.buf, c.want) {
-			return errMismatch
-		}
-		return nil
+		return h, nil
 	}
 }
 

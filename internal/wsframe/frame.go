@@ -200,34 +200,6 @@ func ClosePayload(code int, reason string) []byte {
 	return append(b, reason...)
 }
 
-// Mask XORs b in place with key, starting at byte pos of the key stream
-// (RFC 6455, Section 5.3), and returns the position after b. Masking and
-// unmasking are the same operation.
-func Mask(key [4]byte, pos int, b []byte) int {
-	if len(b) == 0 {
-		return pos
-	}
-	// Rotate the key so that it starts at pos, then go 8 bytes at a time.
-	var k [4]byte
-	for i := range k {
-		k[i] = key[(pos+i)&3]
-	}
-	if len(b) >= 16 {
-		k32 := binary.LittleEndian.Uint32(k[:])
-		k64 := uint64(k32)<<32 | uint64(k32)
-		for len(b) >= 8 {
-			v := binary.LittleEndian.Uint64(b)
-			binary.LittleEndian.PutUint64(b, v^k64)
-			b = b[8:]
-			pos += 8
-		}
-	}
-	for i := range b {
-		b[i] ^= k[i&3]
-	}
-	return pos + len(b)
-}
-
 // Error is a violation of RFC 6455 by the peer: the connection was failed
 // with a Close frame carrying Code.
 type Error struct {

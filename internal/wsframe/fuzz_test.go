@@ -117,6 +117,36 @@ func checkRead(t *testing.T, data []byte, chunk int, client bool) {
 		}
 	}
 
+	// ReadMessage, which the server reads with, must see the same
+	// messages and the same end.
+	fc2 := &fakeConn{in: in, chunk: chunk}
+	c2 := NewConn(fc2, nil, role, Options{MaxMessage: fuzzMaxMessage, Budget: NewBudget(1 << 20)})
+	for c2.httpRead {
+		if _, err := c2.Read(make([]byte, 64)); err != nil {
+			t.Fatalf("handshake response: %v", err)
+		}
+	}
+	var msgs []refFrame
+	var err2 error
+	for {
+		var op byte
+		var p []byte
+		op, p, err2 = c2.ReadMessage()
+		if err2 != nil {
+			break
+		}
+		msgs = append(msgs, refFrame{op, bytes.Clone(p)})
+	}
+	if !slices.EqualFunc(msgs, want.msgs, refFrame.equal) {
+		t.Errorf("ReadMessage messages:\n got %v\nwant %v", msgs, want.msgs)
+	}
+	if endClass(err2) != want.end {
+		t.Errorf("ReadMessage end: got %s (%v), want %s", endClass(err2), err2, want.end)
+	}
+	if used := c2.opts.Budget.Stats().Used; used != 0 {
+		t.Errorf("after the end, %d bytes of the budget held, want 0", used)
+	}
+
 	// What the Conn wrote: one whole frame per Write, from the right role.
 	fc.mu.Lock()
 	writes := fc.writes

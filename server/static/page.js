@@ -19,6 +19,9 @@
 // it with POST selftest/done?id=... once #result is written, so a headless
 // browser that dumps the DOM at load (chromium --dump-dom) sees the result.
 // Without those endpoints the self-test still runs and shows its result.
+// With &deflate=1 it also checks that the browser and the server
+// negotiated permessage-deflate (RFC 7692), so that the echoes went both
+// ways compressed; the page logs the negotiated extensions on every open.
 'use strict';
 
 (function () {
@@ -167,7 +170,7 @@
     }
     conn.binaryType = 'arraybuffer';
     conn.onopen = () => {
-      log('event', 'open');
+      log('event', conn.extensions ? `open, extensions: ${conn.extensions}` : 'open');
       setState('open', 'open');
       ui.text.focus();
     };
@@ -340,6 +343,10 @@
     const deadline = performance.now() + selftestLimit;
     try {
       await before(deadline, rx.opened, 'the connection to open');
+      log('event', `self-test: extensions: ${conn.extensions || 'none'}`);
+      if (new URLSearchParams(location.search).get('deflate') === '1' && !conn.extensions.startsWith('permessage-deflate')) {
+        throw new Error(`extensions "${conn.extensions}", want permessage-deflate`);
+      }
       for (const c of selftestCases()) {
         conn.send(c.data);
         log('sent', '', typeof c.data === 'string' ? c.data : c.data.buffer);

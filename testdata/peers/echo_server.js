@@ -19,10 +19,19 @@
 //   close CODE [REASON]   close the connection with CODE and REASON
 //   header NAME           answer "header NAME: VALUE" from the handshake
 //   subprotocol           answer "subprotocol: NAME" (the one chosen, or none)
+//   extensions            answer "extensions: VALUE", the Sec-WebSocket-Extensions
+//                         of its handshake response (or none)
 //
 // It accepts the subprotocol "chat" when the client offers it. With
 // WSECHO_PEER_PLAIN=1 in the environment it sends no greeting: it only
 // echoes.
+//
+// The environment variable WSECHO_DEFLATE sets permessage-deflate (RFC
+// 7692): unset or "off", none (ws's default for servers); "takeover=on|off,
+// bits=N" (N 8-15), accept an offer with server_max_window_bits=N and
+// client_max_window_bits=N, and with server_no_context_takeover and
+// client_no_context_takeover when takeover is off, compressing every
+// message (threshold 0).
 'use strict';
 
 const fs = require('fs');
@@ -32,19 +41,40 @@ const { WebSocketServer } = require('ws');
 const port = Number(process.argv[2] || 0);
 const [certFile, keyFile] = process.argv.slice(3, 5);
 const handleProtocols = (protocols) => (protocols.has('chat') ? 'chat' : false);
+let perMessageDeflate = false;
+const deflate = process.env.WSECHO_DEFLATE;
+if (deflate && deflate !== 'off') {
+  const kv = Object.fromEntries(deflate.split(',').map((s) => s.split('=')));
+  const bits = Number(kv.bits);
+  // With takeover on, neither option is set: ws would reject the other
+  // end's no_context_takeover even though RFC 7692 lets it add one.
+  const noTakeover = kv.takeover === 'off' ? true : undefined;
+  perMessageDeflate = {
+    serverNoContextTakeover: noTakeover,
+    clientNoContextTakeover: noTakeover,
+    serverMaxWindowBits: bits,
+    clientMaxWindowBits: bits,
+    threshold: 0,
+  };
+}
 let wss;
 if (certFile) {
   const server = https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
-  wss = new WebSocketServer({ server, handleProtocols });
+  wss = new WebSocketServer({ server, handleProtocols, perMessageDeflate });
   server.listen(port, '127.0.0.1', () => {
     console.log(`listening on wss://127.0.0.1:${server.address().port}/`);
   });
 } else {
-  wss = new WebSocketServer({ host: '127.0.0.1', port, handleProtocols });
+  wss = new WebSocketServer({ host: '127.0.0.1', port, handleProtocols, perMessageDeflate });
   wss.on('listening', () => {
     console.log(`listening on ws://127.0.0.1:${wss.address().port}/`);
   });
 }
+
+wss.on('headers', (headers, req) => {
+  const h = headers.find((l) => l.toLowerCase().startsWith('sec-websocket-extensions:'));
+  req.wsExtensions = h ? h.slice(h.indexOf(':') + 1).trim() : 'none';
+});
 
 wss.on('connection', (ws, req) => {
   if (process.env.WSECHO_PEER_PLAIN === '1') {
@@ -71,6 +101,10 @@ wss.on('connection', (ws, req) => {
       if (text.startsWith('header ')) {
         const name = text.slice('header '.length);
         ws.send(`header ${name}: ${req.headers[name.toLowerCase()] || ''}`);
+        return;
+      }
+      if (text === 'extensions') {
+        ws.send(`extensions: ${req.wsExtensions}`);
         return;
       }
       if (text === 'subprotocol') {

@@ -14,10 +14,20 @@ commands:
   close CODE [REASON]   close the connection with CODE and REASON
   header NAME           answer "header NAME: VALUE" from the handshake
   subprotocol           answer "subprotocol: NAME" (the one chosen, or none)
+  extensions            answer "extensions: VALUE", the Sec-WebSocket-Extensions
+                        of its handshake response (or none)
 
 It offers the subprotocol "chat". With WSECHO_PEER_PLAIN=1 in the
 environment it sends no greeting: it only echoes, as the ten-line echo
 server of the websockets documentation does.
+
+The environment variable WSECHO_DEFLATE sets permessage-deflate (RFC 7692):
+unset, the library's default (accept an offer, with context takeover);
+"off", none; "takeover=on|off,bits=N" (N 8-15), accept an offer with
+server_max_window_bits=N (at least 9: zlib cannot compress with an 8-bit
+raw window) and client_max_window_bits=N, and with
+server_no_context_takeover and client_no_context_takeover when takeover is
+off.
 """
 
 import asyncio
@@ -25,6 +35,7 @@ import os
 import sys
 
 import websockets
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 
 async def plain_handler(ws):
@@ -55,6 +66,9 @@ async def handler(ws):
                 name = msg[len("header "):]
                 await ws.send("header %s: %s" % (name, ws.request_headers.get(name, "")))
                 continue
+            if msg == "extensions":
+                await ws.send("extensions: %s" % ws.response_headers.get("Sec-WebSocket-Extensions", "none"))
+                continue
             if msg == "subprotocol":
                 await ws.send("subprotocol: %s" % (ws.subprotocol or "none"))
                 continue
@@ -68,7 +82,17 @@ async def handler(ws):
 async def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     h = plain_handler if os.environ.get("WSECHO_PEER_PLAIN") == "1" else handler
-    async with websockets.serve(h, "127.0.0.1", port, subprotocols=["chat"]) as server:
+    kw = {}
+    deflate = os.environ.get("WSECHO_DEFLATE")
+    if deflate == "off":
+        kw["compression"] = None
+    elif deflate:
+        opts = dict(kv.split("=", 1) for kv in deflate.split(","))
+        bits, no_takeover = int(opts["bits"]), opts["takeover"] == "off"
+        kw["extensions"] = [ServerPerMessageDeflateFactory(
+            server_no_context_takeover=no_takeover, client_no_context_takeover=no_takeover,
+            server_max_window_bits=max(bits, 9), client_max_window_bits=bits)]
+    async with websockets.serve(h, "127.0.0.1", port, subprotocols=["chat"], **kw) as server:
         port = server.sockets[0].getsockname()[1]
         print("listening on ws://127.0.0.1:%d/" % port, flush=True)
         # Run until standard input closes: the test that started us ended.

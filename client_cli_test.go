@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -69,7 +70,7 @@ func runClientCLI(t *testing.T, args []string, steps ...cliStep) cliRun {
 	defer pw.Close()
 	stdout, stderr := newCLIOutput(), newCLIOutput()
 	done := make(chan error, 1)
-	go func() { done <- runClient(t.Context(), args, pr, stdout, stderr) }()
+	go func() { done <- runCommand(t.Context(), "client", args, pr, stdout, stderr) }()
 	ended := false
 	for _, s := range steps {
 		if s.send != "" {
@@ -136,22 +137,22 @@ func TestClientCLIUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{name: "show_binary", args: []string{"-show-binary", "octal"}, want: "wsecho: -show-binary must be hex, base64 or raw"},
-		{name: "close_code_1006", args: []string{"-close-code", "1006"}, want: "wsecho: -close-code 1006 is not a code a client may send (1000-1003, 1007-1014, 3000-4999)"},
-		{name: "close_code_999", args: []string{"-close-code", "999"}, want: "wsecho: -close-code 999 is not a code a client may send (1000-1003, 1007-1014, 3000-4999)"},
-		{name: "close_reason_long", args: []string{"-close-reason", strings.Repeat("x", 124)}, want: "wsecho: -close-reason is longer than 123 bytes"},
-		{name: "header_no_colon", args: []string{"-header", "X-Token"}, want: `wsecho: invalid value "X-Token" for flag -header: want "Name: value"`},
-		{name: "header_handshake", args: []string{"-header", "Sec-WebSocket-Key: x"}, want: "wsecho: -header Sec-Websocket-Key: the handshake sets it (use -subprotocol for Sec-WebSocket-Protocol)"},
-		{name: "stdin_count", args: []string{"-stdin", "-count", "3"}, want: "wsecho: -count and -interval apply to the default mode, not to -stdin"},
-		{name: "stdin_interval", args: []string{"-stdin", "-interval", "2s"}, want: "wsecho: -count and -interval apply to the default mode, not to -stdin"},
-		{name: "connect_timeout", args: []string{"-connect-timeout", "0s"}, want: "wsecho: -connect-timeout must be positive"},
-		{name: "ping", args: []string{"-ping", "-1s"}, want: "wsecho: -ping must not be negative"},
+		{name: "show_binary", args: []string{"-show-binary", "octal"}, want: "wsecho client: -show-binary must be hex, base64 or raw"},
+		{name: "close_code_1006", args: []string{"-close-code", "1006"}, want: "wsecho client: -close-code 1006 is not a code a client may send (1000-1003, 1007-1014, 3000-4999)"},
+		{name: "close_code_999", args: []string{"-close-code", "999"}, want: "wsecho client: -close-code 999 is not a code a client may send (1000-1003, 1007-1014, 3000-4999)"},
+		{name: "close_reason_long", args: []string{"-close-reason", strings.Repeat("x", 124)}, want: "wsecho client: -close-reason is longer than 123 bytes"},
+		{name: "header_no_colon", args: []string{"-header", "X-Token"}, want: `wsecho client: invalid value "X-Token" for -header: want "Name: value"`},
+		{name: "header_handshake", args: []string{"-header", "Sec-WebSocket-Key: x"}, want: "wsecho client: -header Sec-Websocket-Key: the handshake sets it (use -subprotocol for Sec-WebSocket-Protocol)"},
+		{name: "stdin_count", args: []string{"-stdin", "-count", "3"}, want: "wsecho client: -count, -interval and -message apply to the default mode, not to -stdin"},
+		{name: "stdin_interval", args: []string{"-stdin", "-interval", "2s"}, want: "wsecho client: -count, -interval and -message apply to the default mode, not to -stdin"},
+		{name: "connect_timeout", args: []string{"-connect-timeout", "0s"}, want: "wsecho client: -connect-timeout must be positive"},
+		{name: "ping", args: []string{"-ping", "-1s"}, want: "wsecho client: -ping must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := runClientCLI(t, append(tc.args, "-addr", "127.0.0.1:9"))
-			if r.status != 2 || lastLine(r.stderr) != tc.want {
-				t.Errorf("status %d, stderr %q; want 2 and %q", r.status, lastLine(r.stderr), tc.want)
+			if want := tc.want + "; run 'wsecho client -h'"; r.status != 2 || lastLine(r.stderr) != want || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("status %d, stderr %q; want 2 and %q alone", r.status, r.stderr, want)
 			}
 		})
 	}
@@ -182,7 +183,7 @@ func TestClientCLIExitStatus(t *testing.T) {
 		t.Parallel()
 		url, _ := startCLIEcho(t)
 		r := runClientCLI(t, []string{"-stdin", "-url", url, "-origin", "http://evil.example"})
-		if want := "wsecho: handshake failed: 403 Forbidden"; r.status != 1 || lastLine(r.stderr) != want {
+		if want := "wsecho: handshake failed: 403 Forbidden: the server refused Origin http://evil.example; pass -origin with an origin it allows (localhost and 127.0.0.1 are different origins)"; r.status != 1 || lastLine(r.stderr) != want {
 			t.Errorf("status %d, stderr %q; want 1 and %q", r.status, lastLine(r.stderr), want)
 		}
 	})
@@ -281,6 +282,13 @@ const peerGreeting = "hello, fragmented world\n0001feff\n"
 // library is missing, unless CI=true, where that is a failure.
 func startPeer(t *testing.T, name string, args ...string) string {
 	t.Helper()
+	return startPeerEnv(t, name, nil, args...)
+}
+
+// startPeerEnv is startPeer with extra environment variables, such as
+// WSECHO_PEER_PLAIN=1 for a peer that only echoes.
+func startPeerEnv(t *testing.T, name string, extra []string, args ...string) string {
+	t.Helper()
 	var cmd *exec.Cmd
 	switch name {
 	case "python":
@@ -291,6 +299,12 @@ func startPeer(t *testing.T, name string, args ...string) string {
 		cmd.Env = env
 	default:
 		t.Fatalf("unknown peer %q", name)
+	}
+	if len(extra) > 0 {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, extra...)
 	}
 	stdin, err := cmd.StdinPipe() // the peer exits when it closes
 	if err != nil {
@@ -495,5 +509,89 @@ func TestClientCLIPeerDefaultMode(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "hello, fragmented world\n") {
 		t.Errorf("stdout lacks the peer's fragmented message, whole:\n%s", r.stdout)
+	}
+}
+
+// TestClientCLIWaitForEchoes checks `printf 'a\nb\n' | wsecho client
+// -stdin URL` against servers that send nothing after a Close (Python's
+// websockets) and others: both echoes are printed, every time, because the
+// client waits for them before it closes. Before -wait, the Python server
+// got the Close within a millisecond of the lines and echoed nothing.
+func TestClientCLIWaitForEchoes(t *testing.T) {
+	t.Parallel()
+	ours, _ := startCLIEcho(t)
+	for _, peer := range []string{"ours", "python", "node"} {
+		t.Run("peer="+peer, func(t *testing.T) {
+			t.Parallel()
+			url := ours
+			if peer != "ours" {
+				url = startPeerEnv(t, peer, []string{"WSECHO_PEER_PLAIN=1"})
+			}
+			for range 3 {
+				r := runClientCLI(t, []string{"-stdin", url}, cliStep{send: "a"}, cliStep{send: "b"})
+				if r.status != 0 || r.stdout != "a\nb\n" {
+					t.Fatalf("status %d, stdout %q; want 0 and %q; stderr:\n%s", r.status, r.stdout, "a\nb\n", r.stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestClientCLISend checks what the default mode sends: -file as one
+// message (binary, every byte value; text with -text; standard input with
+// -file -), -message instead of the time, and the first message at once.
+func TestClientCLISend(t *testing.T) {
+	t.Parallel()
+	url, _ := startCLIEcho(t)
+	dir := t.TempDir()
+	all := make([]byte, 256)
+	for i := range all {
+		all[i] = byte(i)
+	}
+	bin := filepath.Join(dir, "bytes.bin")
+	txt := filepath.Join(dir, "hello.txt")
+	if err := os.WriteFile(bin, all, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(txt, []byte("héllo\nworld"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		steps  []cliStep
+		want   string
+		status int
+		stderr string
+		first  bool // the URL before the flags, as wscat users type it
+	}{
+		{name: "file_binary", args: []string{"-file", bin, "-show-binary", "hex"}, want: hex.EncodeToString(all) + "\n"},
+		{name: "file_binary_raw", args: []string{"-file", bin, "-show-binary", "raw"}, want: string(all) + "\n"},
+		{name: "file_text", args: []string{"-file", txt, "-text"}, want: "héllo\nworld\n"},
+		{name: "file_stdin", args: []string{"-file", "-", "-text"}, steps: []cliStep{{send: "from stdin"}}, want: "from stdin\n\n"},
+		{name: "file_text_not_utf8", args: []string{"-file", bin, "-text"}, status: 1,
+			stderr: "wsecho: -file " + bin + " is not valid UTF-8: drop -text to send it as binary"},
+		{name: "file_missing", args: []string{"-file", filepath.Join(dir, "nope")}, status: 1,
+			stderr: "wsecho: open " + filepath.Join(dir, "nope") + ": no such file or directory"},
+		{name: "message", args: []string{"-message", "hi there", "-count", "2", "-interval", "1ms"}, want: "hi there\nhi there\n"},
+		{name: "url_first", args: []string{"-message", "hi", "-count", "1"}, want: "hi\n", first: true},
+		// -count 1 with an interval of an hour ends at once: the first
+		// message does not wait for the interval.
+		{name: "first_at_once", args: []string{"-message", "now", "-count", "1", "-interval", "1h"}, want: "now\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := append(tc.args, url)
+			if tc.first {
+				args = append([]string{url}, tc.args...)
+			}
+			r := runClientCLI(t, args, tc.steps...)
+			if r.status != tc.status || r.stdout != tc.want {
+				t.Errorf("status %d, stdout %q; want %d and %q; stderr:\n%s", r.status, r.stdout, tc.status, tc.want, r.stderr)
+			}
+			if tc.stderr != "" && lastLine(r.stderr) != tc.stderr {
+				t.Errorf("stderr %q, want %q", lastLine(r.stderr), tc.stderr)
+			}
+		})
 	}
 }

@@ -57,19 +57,26 @@ const wantChecks = "text binary empty 1MiB fragments pong close=1000 close=4000"
 // cafile, if not empty) and fails the test unless it prints its ok line.
 func runPeerClient(t *testing.T, peer, url, cafile string) {
 	t.Helper()
-	var cmd *exec.Cmd
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
 	args := []string{url}
 	if cafile != "" {
 		args = append(args, cafile)
 	}
+	runPeerScript(t, peer, "client", wantChecks, args...)
+}
+
+// runPeerScript runs testdata/interop/SCRIPT.py or .js with args and fails
+// the test unless its last line is "ok PEER CHECKS".
+func runPeerScript(t *testing.T, peer, script, checks string, args ...string) {
+	t.Helper()
+	var cmd *exec.Cmd
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	switch peer {
 	case "python":
-		cmd = exec.CommandContext(ctx, testpeer.Python(t), append([]string{filepath.Join("testdata", "interop", "client.py")}, args...)...)
+		cmd = exec.CommandContext(ctx, testpeer.Python(t), append([]string{filepath.Join("testdata", "interop", script+".py")}, args...)...)
 	case "node":
 		node, env := testpeer.Node(t)
-		cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join("testdata", "interop", "client.js")}, args...)...)
+		cmd = exec.CommandContext(ctx, node, append([]string{filepath.Join("testdata", "interop", script+".js")}, args...)...)
 		cmd.Env = env
 	default:
 		t.Fatalf("unknown peer %q", peer)
@@ -78,8 +85,23 @@ func runPeerClient(t *testing.T, peer, url, cafile string) {
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	last := lines[len(lines)-1]
-	if want := "ok " + peer + " " + wantChecks; err != nil || last != want {
-		t.Fatalf("%s client against %s: err %v, last line %q, want %q; output:\n%s", peer, url, err, last, want, out)
+	if want := "ok " + peer + " " + checks; err != nil || last != want {
+		t.Fatalf("%s %s %s: err %v, last line %q, want %q; output:\n%s", peer, script, args, err, last, want, out)
+	}
+}
+
+// TestInteropBehaviours runs the behaviours of /echo (issue 13) against
+// Python websockets and Node ws: a fragmented echo is one message to them,
+// the greeting comes first, they see the close code asked for, a drop as
+// 1006, and pushes between echoes.
+func TestInteropBehaviours(t *testing.T) {
+	t.Parallel()
+	base := "ws://" + startEcho(t, server.Options{}, nil)
+	for _, peer := range thirdParty {
+		t.Run("peer="+peer, func(t *testing.T) {
+			t.Parallel()
+			runPeerScript(t, peer, "behaviours", "fragment greeting close=1013 drop push", base)
+		})
 	}
 }
 

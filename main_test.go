@@ -6,14 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -26,6 +30,7 @@ import (
 
 	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
+	"wsecho/server"
 )
 
 // runTimeout bounds every wait in these tests.
@@ -157,9 +162,26 @@ func TestMain_ExitCodes(t *testing.T) {
 		{"client_negative_count", []string{"client", "-count", "-1"}, 2},
 		{"client_zero_interval", []string{"client", "-interval", "0s"}, 2},
 		{"server_extra_arg", []string{"server", "extra"}, 2},
+		{"client_two_urls", []string{"client", "ws://a/", "ws://b/"}, 2},
+		{"client_url_and_flag", []string{"client", "ws://a/", "-url", "ws://b/"}, 2},
+		{"client_addr_url", []string{"client", "-addr", "ws://localhost:8080/echo"}, 2},
+		{"client_http_scheme", []string{"client", "http://localhost:8080/echo"}, 2},
+		{"client_no_host", []string{"client", "ws:///echo"}, 2},
+		{"client_text_without_file", []string{"client", "-text"}, 2},
+		{"client_file_and_stdin", []string{"client", "-file", "x", "-stdin"}, 2},
+		{"help_unknown", []string{"help", "serve"}, 2},
+		{"server_negative_per_ip", []string{"server", "-max-conns-per-ip", "-1"}, 2},
+		{"server_zero_handshakes", []string{"server", "-max-handshakes", "0"}, 2},
+		{"server_zero_tick_interval", []string{"server", "-tick-interval", "0s"}, 2},
+		{"server_bad_behaviours", []string{"server", "-behaviours=maybe"}, 2},
 		{"help", []string{"-h"}, 0},
+		{"help_command", []string{"help"}, 0},
 		{"server_help", []string{"server", "-h"}, 0},
 		{"client_help", []string{"client", "-h"}, 0},
+		{"help_client", []string{"help", "client"}, 0},
+		{"help_bench", []string{"help", "bench"}, 0},
+		{"version", []string{"version"}, 0},
+		{"dash_version", []string{"-version"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -173,17 +195,23 @@ func TestMain_ExitCodes(t *testing.T) {
 			if code := exitCode(err, &printed); code != tc.want {
 				t.Errorf("exit code %d (err %v), want %d", code, err, tc.want)
 			}
-			if stdout.Len() != 0 {
-				t.Errorf("stdout: %q, want nothing", stdout.String())
-			}
 			switch msg := printed.String(); tc.want {
-			case 0: // help: the usage, and no error
-				if stderr.Len() == 0 || msg != "" {
-					t.Errorf("stderr %q, exitCode printed %q; want the usage and nothing", stderr.String(), msg)
+			case 0: // help or version: on stdout (so that | less works), and no error
+				if stdout.Len() == 0 || stderr.Len() != 0 || msg != "" {
+					t.Errorf("stdout %q, stderr %q, exitCode printed %q; want the help on stdout and nothing else", stdout.String(), stderr.String(), msg)
 				}
-			case 2: // what is wrong, on one line
-				if !strings.HasPrefix(msg, "wsecho: ") || strings.Count(msg, "\n") != 1 || !strings.HasSuffix(msg, "\n") {
-					t.Errorf("exitCode printed %q, want one line", msg)
+			case 2: // what is wrong, on one line, with where to look
+				if stdout.Len() != 0 {
+					t.Errorf("stdout: %q, want nothing", stdout.String())
+				}
+				if !strings.HasPrefix(msg, "wsecho") || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, "; run 'wsecho ") {
+					t.Errorf("exitCode printed %q, want one line that says what to run", msg)
+				}
+				if len(tc.args) == 0 { // the usage goes with it, on stderr
+					break
+				}
+				if stderr.Len() != 0 {
+					t.Errorf("stderr %q, want nothing but exitCode's line", stderr.String())
 				}
 			}
 		})
@@ -212,8 +240,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	// The shipped binary uses x/net and never gorilla or gws (and what gws
-	// pulls in), which are for tests.
+	// The shipped binary uses x/net and never gorilla, which is for tests.
 	t.Run("deps", func(t *testing.T) {
 		out, err := exec.CommandContext(ctx, gocmd, "version", "-m", bin).CombinedOutput()
 		if err != nil {
@@ -225,14 +252,64 @@ func TestBinary(t *testing.T) {
 			if len(f) >= 2 && f[0] == "dep" && f[1] == "golang.org/x/net" {
 				xnet = true
 			}
-			for _, testOnly := range []string{"gorilla", "lxzan/gws", "klauspost/compress", "dolthub/maphash"} {
-				if strings.Contains(l, testOnly) {
-					t.Errorf("go version -m lists %s, which is for tests only: %q", testOnly, l)
-				}
+			// x/term for the client's line editor, and x/sys, which it needs.
+			if len(f) >= 2 && f[0] == "dep" && f[1] != "golang.org/x/net" && f[1] != "golang.org/x/term" && f[1] != "golang.org/x/sys" {
+				t.Errorf("go version -m lists a dependency beyond x/net, x/term and x/sys: %q", l)
+			}
+			if strings.Contains(l, "gorilla") {
+				t.Errorf("go version -m lists gorilla: %q", l)
 			}
 		}
 		if !xnet {
 			t.Errorf("go version -m does not list golang.org/x/net:\n%s", out)
+		}
+	})
+
+	t.Run("version", func(t *testing.T) {
+		out, err := exec.CommandContext(ctx, bin, "version").Output()
+		if err != nil {
+			t.Fatalf("wsecho version: %v", err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[0], "wsecho ") || !strings.HasPrefix(lines[1], runtime.Version()+" ") {
+			t.Errorf("wsecho version printed %q, want the version, then %s and the platform", out, runtime.Version())
+		}
+		if out2, err := exec.CommandContext(ctx, bin, "-version").Output(); err != nil || string(out2) != string(out) {
+			t.Errorf("wsecho -version: %q, %v; want what wsecho version prints", out2, err)
+		}
+	})
+
+	// SIGINT ends the client within -close-wait (and the wire layer's
+	// second of linger) even when the server floods it with pings and never
+	// reads: the client's reading goroutine is stuck writing a pong, with
+	// the lock its Close needs. Before, the client hung until killed.
+	t.Run("sigint_ping_flood", func(t *testing.T) {
+		url, stalled := startPingFlood(t)
+		cl := startProc(t, bin, "client", "-interval", "10ms", "-close-wait", "500ms", url)
+		select {
+		case <-stalled:
+		case <-time.After(runTimeout):
+			t.Fatal("the flood never filled the connection")
+		}
+		start := time.Now()
+		if err := cl.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		err, ok := cl.wait(runTimeout)
+		if !ok {
+			t.Fatalf("client did not exit within %v of SIGINT", runTimeout)
+		}
+		d := time.Since(start)
+		if d > 3*time.Second {
+			t.Errorf("client exited %v after SIGINT, want within -close-wait and a second", d)
+		}
+		t.Logf("the client exited %v after SIGINT (-close-wait 500ms)", d)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Errorf("client after SIGINT: %v, want exit status 3 (the closing handshake did not complete)", err)
+		}
+		if !strings.Contains(cl.stderr.String(), "closing handshake incomplete: the server did not answer our close") {
+			t.Errorf("stderr does not say that the closing handshake is incomplete:\n%s", cl.stderr)
 		}
 	})
 
@@ -291,6 +368,22 @@ func TestBinary(t *testing.T) {
 			t.Errorf("server after SIGTERM: %v, want exit status 0; stderr:\n%s", err, srv.stderr)
 		}
 	})
+}
+
+// startPingFlood starts a server that answers the opening handshake, then
+// writes pings and never reads. stalled is closed once its writes have not
+// gone through for 200 ms: the client has stopped reading.
+func startPingFlood(t *testing.T) (url string, stalled <-chan struct{}) {
+	t.Helper()
+	st := make(chan struct{})
+	addr := testpeer.ServeOne(t, runTimeout, func(nc net.Conn) {
+		if _, _, err := testpeer.AcceptHandshake(nc); err != nil {
+			t.Errorf("flood server: %v", err)
+			return
+		}
+		testpeer.FloodPings(nc, time.Now().Add(runTimeout), st)
+	})
+	return "ws://" + addr + "/echo", st
 }
 
 // proc is a running subprocess whose output is collected in lines.
@@ -398,6 +491,111 @@ func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
+}
+
+// TestMain_Bench runs wsecho bench briefly against our server at each log
+// level: percentiles with three significant figures, and a warning only
+// when the server logs every message.
+func TestMain_Bench(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		level string
+		warn  bool
+	}{{"info", true}, {"warn", false}} {
+		t.Run("log_level="+tc.level, func(t *testing.T) {
+			t.Parallel()
+			h := server.New(server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: levelOf(tc.level)}))})
+			ts := httptest.NewServer(server.NewMux(h, nil))
+			t.Cleanup(func() { ts.Close(); h.Shutdown(context.Background()) })
+			url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/echo"
+			var stdout, stderr strings.Builder
+			if err := run(t.Context(), []string{"bench", "-url", url, "-duration", "200ms"}, &stdout, &stderr); err != nil {
+				t.Fatalf("bench: %v; stderr:\n%s", err, stderr.String())
+			}
+			if got := strings.Contains(stderr.String(), "warning: the server writes a log line for every message"); got != tc.warn {
+				t.Errorf("warning %v, want %v; stderr:\n%s", got, tc.warn, stderr.String())
+			}
+			var latency string
+			for l := range strings.Lines(stdout.String()) {
+				if rest, ok := strings.CutPrefix(l, "latency"); ok {
+					latency = rest
+				}
+			}
+			fields := strings.Fields(latency) // p50 D p90 D ...
+			if len(fields) != 10 {
+				t.Fatalf("latency line %q, want five percentiles", latency)
+			}
+			for i := 1; i < len(fields); i += 2 {
+				digits := strings.TrimLeft(strings.Map(func(r rune) rune {
+					if r >= '0' && r <= '9' {
+						return r
+					}
+					return -1
+				}, fields[i]), "0")
+				if len(digits) > 3 {
+					t.Errorf("%s %s has more than three significant figures", fields[i-1], fields[i])
+				}
+			}
+		})
+	}
+}
+
+func levelOf(s string) slog.Level {
+	var l slog.Level
+	l.UnmarshalText([]byte(s))
+	return l
+}
+
+// TestMain_Help checks each command's help: a synopsis, every flag of the
+// command once (a flag in no group is listed under "other flags"),
+// examples and the exit statuses.
+func TestMain_Help(t *testing.T) {
+	t.Parallel()
+	for _, cmd := range []string{"server", "client", "bench"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr strings.Builder
+			if err := run(t.Context(), []string{"help", cmd}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("help %s: %v", cmd, err)
+			}
+			help := stdout.String()
+			for _, want := range []string{"usage: wsecho " + cmd + " [flags]", "\nexamples:\n  wsecho", "\nexit status:\n  0  "} {
+				if !strings.Contains(help, want) {
+					t.Errorf("help has no %q:\n%s", want, help)
+				}
+			}
+			_, examples, _ := strings.Cut(help, "\nexamples:\n")
+			examples, _, _ = strings.Cut(examples, "\n\n")
+			if n := strings.Count(examples, "wsecho "+cmd); n < 3 {
+				t.Errorf("%d examples, want 3 or more:\n%s", n, examples)
+			}
+			// Every flag, once: parse -h on a throwaway run to list them.
+			var fs *flag.FlagSet
+			var hr *helpRequest
+			if err := runCommandFlags(cmd); errors.As(err, &hr) {
+				fs = hr.fs
+			} else {
+				t.Fatalf("-h: %v", err)
+			}
+			fs.VisitAll(func(f *flag.Flag) {
+				if n := strings.Count(help, "\n  -"+f.Name+" ") + strings.Count(help, "\n  -"+f.Name+"\n"); n != 1 {
+					t.Errorf("flag -%s listed %d times", f.Name, n)
+				}
+			})
+		})
+	}
+}
+
+// runCommandFlags runs a command with -h, for its flag set.
+func runCommandFlags(cmd string) error {
+	var out strings.Builder
+	switch cmd {
+	case "server":
+		return runServer(context.Background(), []string{"-h"}, &out, &out)
+	case "client":
+		return runClient(context.Background(), []string{"-h"}, nil, &out, &out)
+	}
+	return runBench(context.Background(), []string{"-h"}, &out, &out)
 }
 
 // Attacks on the server's memory (issue 11). Each runs `wsecho server` with

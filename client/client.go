@@ -68,13 +68,25 @@ type Options struct {
 	// fails the connection with 1009. If 0, 32 MiB.
 	MaxMessage int64
 
-	// Interval is how often Run sends the current time in the default mode.
-	// If 0, one second.
+	// Interval is how often Run sends the current time in the default mode;
+	// the first message goes out at once. If 0, one second.
 	Interval time.Duration
 
 	// Count is how many messages Run sends in the default mode before it
-	// closes the connection normally. If 0, Run sends until its context ends.
+	// waits for the replies (see Wait) and closes the connection normally.
+	// If 0, Run sends until its context ends.
 	Count int
+
+	// Message, if not nil, is what the default mode sends instead of the
+	// current time.
+	Message []byte
+
+	// Wait bounds the wait for replies at the end of the input (line mode,
+	// or Count messages sent): Run sends its Close once as many messages
+	// have arrived as it sent on the connection, or when nothing has
+	// arrived for Wait, whichever comes first. If 0, one second; NoWait
+	// closes at once, and a negative Wait waits until the server closes.
+	Wait time.Duration
 
 	// Lines makes Run send each line of its input as one message, instead
 	// of the time; at the end of the input it closes normally.
@@ -84,8 +96,10 @@ type Options struct {
 	// lines are shown with "> ", received messages with "< ", and lines
 	// starting with "/" are commands (/help lists them). Run turns it on by
 	// itself when Lines is set, JSON is not, and the input is a terminal; it
-	// then also puts the terminal in raw mode, so that received messages
-	// never garble the line being typed.
+	// then also puts the terminal in raw mode and edits the line with
+	// golang.org/x/term (cursor keys, history), so that received messages
+	// never garble the line being typed. Received binary is marked
+	// ("< [binary 4 B] 000102ff").
 	Interactive bool
 
 	// Binary makes Run send binary messages instead of text.
@@ -123,7 +137,10 @@ type Options struct {
 
 	// CloseWait bounds how long Run waits for the server's Close after
 	// sending its own; the wait restarts with every message that arrives in
-	// the meantime. If 0, one second.
+	// the meantime, except after ctx has ended (Ctrl-C): then Run returns
+	// within CloseWait whatever the server does (plus up to
+	// wsframe.LingerTimeout on a failed connection), closing the connection
+	// if a write is stuck. If 0, one second.
 	CloseWait time.Duration
 
 	// Ping, if positive, makes Run send a ping at that interval; when no
@@ -151,9 +168,16 @@ type Options struct {
 
 	// Logger receives diagnostics. If nil, slog.Default().
 	Logger *slog.Logger
+
+	// netDial, if set, opens the connection instead of the network (tests).
+	netDial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 const defaultConnectTimeout = 10 * time.Second
+
+// NoWait, as Options.Wait, closes at the end of the input without waiting
+// for replies.
+const NoWait time.Duration = 1
 
 // Conn is a client connection: the x/net *websocket.Conn that carries the
 // messages, and the wire layer beneath it, which knows close codes.
@@ -211,8 +235,17 @@ var handshakeHeaders = map[string]bool{
 //
 // Errors name what failed: "dial tcp ADDR: ..." from the network,
 // "proxyconnect ..." from the proxy, "tls handshake with HOST: ..." and
-// "handshake failed: 403 Forbidden" when the server refuses the upgrade.
+// a *HandshakeError when the server refuses the upgrade, and an
+// *InterruptedError when ctx is cancelled; each says what to try next.
 func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
+	c, err := dial(ctx, rawURL, opts)
+	if err != nil {
+		return nil, explain(ctx, rawURL, opts, err)
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", rawURL, err)
@@ -299,7 +332,7 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if err != nil {
 		nc.Close()
 		if errors.Is(err, websocket.ErrBadStatus) {
-			return nil, fmt.Errorf("handshake failed: %s", statusText(c.wire.HandshakeStatus()))
+			return nil, &HandshakeError{URL: rawURL, Status: statusText(c.wire.HandshakeStatus()), Origin: origin}
 		}
 		if ctx.Err() != nil {
 			err = fmt.Errorf("no response within %s", timeout)
@@ -392,26 +425,36 @@ func statusText(line string) string {
 }
 
 // CloseError reports a connection that did not end with a normal closure:
-// the server's close code and reason; the close code Run sent a server that
+// the server's close code and reason (with Err what failed after the
+// server's Close, if anything did); the close code Run sent a server that
 // broke the protocol, with Err the *wsframe.Error; or CloseAbnormal (1006)
-// with the cause when the connection dropped without a Close.
+// with the cause when the connection dropped without a Close, or
+// ErrNoCloseReply when the server did not answer the client's Close.
 type CloseError struct {
 	Code   int
 	Reason string
 	Err    error // the protocol violation, or the cause of a dropped connection
 }
 
+// Error leads with the server's close code and reason when there are any:
+// they explain what failed after them.
 func (e *CloseError) Error() string {
 	var pe *wsframe.Error
 	switch {
+	case errors.As(e.Err, &pe) && pe.Code == wsframe.CloseMessageTooBig:
+		return "the server sent a " + pe.Reason + " (sent close 1009; -max-message raises the limit)"
 	case errors.As(e.Err, &pe):
 		return "server broke the protocol: " + pe.Reason + " (sent close " + strconv.Itoa(pe.Code) + ")"
+	case e.Code != wsframe.CloseAbnormal && e.Reason != "":
+		return "server closed the connection: " + strconv.Itoa(e.Code) + " " + e.Reason
+	case e.Code != wsframe.CloseAbnormal:
+		return "server closed the connection: " + strconv.Itoa(e.Code)
+	case errors.Is(e.Err, ErrNoCloseReply):
+		return "closing handshake incomplete: " + e.Err.Error()
 	case e.Err != nil:
 		return "connection lost: " + e.Err.Error()
-	case e.Reason != "":
-		return "server closed the connection: " + strconv.Itoa(e.Code) + " " + e.Reason
 	}
-	return "server closed the connection: " + strconv.Itoa(e.Code)
+	return "connection lost"
 }
 
 func (e *CloseError) Unwrap() error { return e.Err }
@@ -419,12 +462,12 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // Run runs the client over conn until the connection ends, and prints
 // what it receives to out. Which mode it runs depends on conn's Options:
 //
-//   - by default, the classic echo client: it sends the current time every
-//     Interval and prints every message; when ctx ends, or after Count
-//     messages have been sent and echoed, it closes normally;
+//   - by default, the classic echo client: it sends the current time (or
+//     Message) at once and then every Interval, and prints every message;
+//     when ctx ends it closes normally, and after Count messages it waits
+//     for the replies (see Options.Wait), then closes normally;
 //   - with Lines, it sends each line of in as one message (without its line
-//     ending) and closes normally at the end of in, after which it waits for
-//     the closing handshake, so every echo is printed;
+//     ending); at the end of in it waits for the replies, then closes;
 //   - with Interactive (or Lines and a terminal on in), the same with
 //     prompts and slash commands.
 //
@@ -454,21 +497,19 @@ func (e *CloseError) Unwrap() error { return e.Err }
 // server does on shutdown, after echoing what it received), every line is
 // echoed exactly once. A server that does not echo gets the lines it had
 // not answered when it closed a second time. The first dial is the
-// caller's: Run never retries it.
+// caller's: Run never retries it (Connect does).
 //
 // Run returns nil after a normal closure (the server closed with 1000 or no
-// code, or Run closed and the handshake completed or timed out), and a
-// *CloseError when the server closed with another code, broke the
-// protocol, or the connection dropped. It closes conn, and returns only
+// code, or Run closed and the server answered), and a *CloseError when the
+// server closed with another code, broke the protocol, the connection
+// dropped, or the server did not answer Run's Close (ErrNoCloseReply). It closes conn, and returns only
 // after its reading goroutine has exited; conn must not be used
 // concurrently by the caller. The goroutine that reads in stops when Run
 // returns if in has a SetReadDeadline method that works (a pipe, or a
 // terminal opened by the program); otherwise (os.Stdin) it may stay
 // blocked in in.Read until the next line arrives.
 func Run(ctx context.Context, conn *Conn, in io.Reader, out io.Writer) error {
-	s := newSession(conn, in, out)
-	defer s.finish()
-	return s.run(ctx, conn)
+	return runSession(ctx, conn, conn.url, conn.opts, in, out)
 }
 
 // endError turns the reading goroutine's error into Run's result.
@@ -477,11 +518,15 @@ func (c *Conn) endError(err error) error {
 	if errors.As(err, &pe) {
 		return &CloseError{Code: pe.Code, Reason: pe.Reason, Err: pe}
 	}
-	if code, reason, ok := c.CloseStatus(); ok && errors.Is(err, io.EOF) {
+	// Once the server has closed, its code explains whatever failed next.
+	if code, reason, ok := c.CloseStatus(); ok {
 		if code == wsframe.CloseNormal || code == wsframe.CloseNoStatus {
 			return nil
 		}
-		return &CloseError{Code: code, Reason: reason}
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		return &CloseError{Code: code, Reason: reason, Err: err}
 	}
 	return &CloseError{Code: wsframe.CloseAbnormal, Err: err}
 }

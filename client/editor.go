@@ -1,40 +1,49 @@
 package client
 
 import (
+	"errors"
 	"io"
-	"strconv"
-	"strings"
+	"os"
 	"sync"
-	"unicode/utf8"
+	"sync/atomic"
+
+	"golang.org/x/term"
 )
 
-// editor is the input line of interactive mode on a raw terminal: it echoes
-// what is typed after a prompt, handles editing keys, and prints received
-// messages above the line being typed, which it then draws again, so that
-// output never garbles the input. It is safe for concurrent use: feed runs
-// on the goroutine that reads the terminal, print on any other.
-//
-// It assumes one column per character and a terminal that understands the
-// ANSI sequences for cursor up (CSI n A) and erase below (CSI J). Output
-// processing stays on, so "\n" moves to the start of the next line.
+// editor is the input line of interactive mode on a raw terminal, on
+// golang.org/x/term's Terminal: the prompt, line editing (Left/Right,
+// Home/End, Ctrl-A/E, Ctrl-W, Ctrl-U, Ctrl-K), and a history of the lines
+// entered (Up/Down), kept while the client runs. Received messages are
+// printed above the line being typed, which is then drawn again, so that
+// output never garbles the input. print is safe for concurrent use with
+// readLine, which runs on the goroutine that reads the terminal.
 type editor struct {
-	mu     sync.Mutex
-	out    io.Writer
-	prompt string
-	width  func() int // columns of the terminal; 0 when unknown
-	buf    []rune     // the line being typed
-	shown  int        // runes of prompt and line on the screen
-	esc    byte       // escape sequence state: 0, escESC, escCSI or escSS3
-	pend   []byte     // the start of a character split across reads
-	lastCR bool
-	done   bool
+	t    *term.Terminal
+	keys *keyReader
+	out  io.Writer
+	size func() (w, h int) // the terminal's size; 0, 0 when unknown
+
+	mu   sync.Mutex
+	w, h int
+	done bool
 }
 
-const (
-	escESC byte = 1 + iota // after ESC
-	escCSI                 // after ESC [, until a final byte
-	escSS3                 // after ESC O, one more byte
-)
+// keyReader passes the terminal's keys to the Terminal and notes Ctrl-C,
+// which the Terminal reports as the end of input, as Ctrl-D.
+type keyReader struct {
+	r           io.Reader
+	interrupted atomic.Bool
+}
+
+func (k *keyReader) Read(p []byte) (int, error) {
+	n, err := k.r.Read(p)
+	for _, c := range p[:n] {
+		if c == 0x03 {
+			k.interrupted.Store(true)
+		}
+	}
+	return n, err
+}
 
 // inputKind says what an input event is.
 type inputKind uint8
@@ -50,167 +59,122 @@ type inputEvent struct {
 	line string
 }
 
-func newEditor(out io.Writer, width func() int) *editor {
-	return &editor{out: out, prompt: "> ", width: width}
+func newEditor(in io.Reader, out io.Writer, size func() (w, h int)) *editor {
+	keys := &keyReader{r: in}
+	e := &editor{keys: keys, out: out, size: size}
+	e.t = term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{keys, out}, "> ")
+	e.resize()
+	return e
 }
 
-// start draws the first prompt.
-func (e *editor) start() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.draw()
-}
-
-// feed handles keys typed on the terminal and returns the events they
-// complete.
-func (e *editor) feed(b []byte) []inputEvent {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var evs []inputEvent
-	var typed []rune // printable keys echoed in one write
-	flush := func() {
-		if len(typed) > 0 {
-			e.buf = append(e.buf, typed...)
-			e.shown += len(typed)
-			io.WriteString(e.out, string(typed))
-			typed = typed[:0]
-		}
+// resize tells the Terminal the size of the screen, when it has changed,
+// so that long lines wrap where the terminal wraps them.
+func (e *editor) resize() {
+	w, h := e.size()
+	if w <= 0 || h <= 0 || w == e.w && h == e.h {
+		return
 	}
-	for _, c := range b {
-		if e.done {
-			break
-		}
-		cr := c == '\r'
+	e.w, e.h = w, h
+	e.t.SetSize(w, h)
+}
+
+// readLine reads keys until a line is entered (an empty one is skipped),
+// Ctrl-D on an empty line or Ctrl-C.
+func (e *editor) readLine() inputEvent {
+	for {
+		e.mu.Lock()
+		e.resize()
+		e.mu.Unlock()
+		line, err := e.t.ReadLine()
 		switch {
-		case e.esc == escESC:
-			switch c {
-			case '[':
-				e.esc = escCSI
-			case 'O':
-				e.esc = escSS3
-			default:
-				e.esc = 0 // Alt+key: ignored
-			}
-		case e.esc == escCSI:
-			if c >= 0x40 && c <= 0x7e {
-				e.esc = 0 // arrows and the like: ignored
-			}
-		case e.esc == escSS3:
-			e.esc = 0
-		case c == 0x1b:
-			flush()
-			e.esc = escESC
-		case c == '\r' || c == '\n':
-			if c == '\n' && e.lastCR {
-				break // the \n of a pasted \r\n
-			}
-			flush()
-			line := string(e.buf)
-			e.buf = e.buf[:0]
-			io.WriteString(e.out, "\n")
-			e.shown = 0
-			e.draw()
-			if line != "" {
-				evs = append(evs, inputEvent{kind: inLine, line: line})
-			}
-		case c == 0x7f || c == 0x08: // Backspace
-			flush()
-			if len(e.buf) > 0 {
-				e.buf = e.buf[:len(e.buf)-1]
-				e.redraw()
-			}
-		case c == 0x15: // Ctrl-U: erase the line
-			flush()
-			e.buf = e.buf[:0]
-			e.redraw()
-		case c == 0x17: // Ctrl-W: erase the word before the cursor
-			flush()
-			n := len(e.buf)
-			for n > 0 && e.buf[n-1] == ' ' {
-				n--
-			}
-			for n > 0 && e.buf[n-1] != ' ' {
-				n--
-			}
-			e.buf = e.buf[:n]
-			e.redraw()
-		case c == 0x03: // Ctrl-C
-			flush()
-			io.WriteString(e.out, "^C")
-			e.shown += 2
-			evs = append(evs, inputEvent{kind: inInterrupt})
-		case c == 0x04: // Ctrl-D: the end of input on an empty line
-			flush()
-			if len(e.buf) == 0 {
-				evs = append(evs, inputEvent{kind: inEOF})
-			}
-		case c == '\t':
-			typed = append(typed, ' ')
-		case c < 0x20:
-			// other control keys: ignored
-		default:
-			e.pend = append(e.pend, c)
-			for len(e.pend) > 0 && utf8.FullRune(e.pend) {
-				r, n := utf8.DecodeRune(e.pend)
-				e.pend = e.pend[n:]
-				typed = append(typed, r)
-			}
-			if len(e.pend) == 0 {
-				e.pend = nil
-			}
+		case e.keys.interrupted.Load():
+			return inputEvent{kind: inInterrupt}
+		case err != nil && !errors.Is(err, term.ErrPasteIndicator):
+			return inputEvent{kind: inEOF}
+		case line != "":
+			return inputEvent{kind: inLine, line: line}
 		}
-		e.lastCR = cr
 	}
-	flush()
-	return evs
 }
 
-// print writes s and a newline above the input line, then draws the input
-// line again.
+// print writes s and a newline above the input line, which the Terminal
+// then draws again.
 func (e *editor) print(s string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.clear()
-	io.WriteString(e.out, s+"\n")
-	if !e.done {
-		e.draw()
+	if e.done {
+		writeCRLF(e.out, s+"\n")
+		return
 	}
+	e.resize()
+	e.t.Write([]byte(s + "\n"))
 }
 
-// finish clears the input line and stops drawing it.
+// finish clears the input line and stops drawing it; the Terminal's
+// reading goroutine may still echo a key that arrives before it ends.
 func (e *editor) finish() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.done {
-		e.clear()
 		e.done = true
+		// The prompt and what was typed, on one row when the line is short.
+		io.WriteString(e.out, "\r\x1b[J")
 	}
 }
 
-// clear moves to the start of the input line and erases it and everything
-// below. The line may have wrapped over several rows.
-func (e *editor) clear() {
-	var b strings.Builder
-	b.WriteByte('\r')
-	if w := e.width(); w > 0 && e.shown > 0 {
-		// The cursor stays on the last row of a line that fills it exactly.
-		if up := (e.shown - 1) / w; up > 0 {
-			b.WriteString("\x1b[" + strconv.Itoa(up) + "A")
+// writeCRLF writes s to a terminal in raw mode, which does not return the
+// carriage on a newline.
+func writeCRLF(w io.Writer, s string) {
+	b := make([]byte, 0, len(s)+8)
+	for i := range len(s) {
+		if s[i] == '\n' {
+			b = append(b, '\r')
 		}
+		b = append(b, s[i])
 	}
-	b.WriteString("\x1b[J")
-	io.WriteString(e.out, b.String())
-	e.shown = 0
+	w.Write(b)
 }
 
-// draw writes the prompt and the line typed so far.
-func (e *editor) draw() {
-	s := e.prompt + string(e.buf)
-	io.WriteString(e.out, s)
-	e.shown = utf8.RuneCountInString(s)
+// withFd runs fn with f's descriptor. It goes through SyscallConn, not Fd,
+// which would stop f's deadlines from working.
+func withFd(f *os.File, fn func(fd int)) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	return rc.Control(func(fd uintptr) { fn(int(fd)) }) == nil
 }
 
-func (e *editor) redraw() {
-	e.clear()
-	e.draw()
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	ok := false
+	withFd(f, func(fd int) { ok = term.IsTerminal(fd) })
+	return ok
+}
+
+// makeRaw puts the terminal f in raw mode, as the line editor needs: no
+// line buffering, no echo, and no signals from Ctrl-C or Ctrl-Z, which
+// arrive as keys. The returned function puts the terminal back.
+func makeRaw(f *os.File) (restore func(), err error) {
+	var st *term.State
+	err = errors.New("not a terminal")
+	withFd(f, func(fd int) { st, err = term.MakeRaw(fd) })
+	if err != nil {
+		return nil, err
+	}
+	return func() { withFd(f, func(fd int) { term.Restore(fd, st) }) }, nil
+}
+
+// terminalSize returns the columns and rows of the terminal f, or 0, 0.
+func terminalSize(f *os.File) (w, h int) {
+	withFd(f, func(fd int) {
+		var err error
+		if w, h, err = term.GetSize(fd); err != nil {
+			w, h = 0, 0
+		}
+	})
+	return w, h
 }

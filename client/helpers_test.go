@@ -3,8 +3,6 @@ package client_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -166,7 +164,7 @@ func startRaw(t *testing.T, handle func(i int, rc *rawConn)) *rawServer {
 			rs.mu.Unlock()
 			rs.wg.Go(func() {
 				defer nc.Close()
-				rc := &rawConn{nc: nc, br: bufio.NewReader(nc)}
+				rc := &rawConn{nc: nc}
 				if err := rc.handshake(); err != nil {
 					t.Errorf("raw server: handshake: %v", err)
 					return
@@ -188,14 +186,8 @@ func startRaw(t *testing.T, handle func(i int, rc *rawConn)) *rawServer {
 }
 
 func (rc *rawConn) handshake() error {
-	req, err := http.ReadRequest(rc.br)
-	if err != nil {
-		return err
-	}
-	rc.req = req
-	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	_, err = fmt.Fprintf(rc.nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-		base64.StdEncoding.EncodeToString(h[:]))
+	req, br, err := testpeer.AcceptHandshake(rc.nc)
+	rc.req, rc.br = req, br
 	return err
 }
 
@@ -241,6 +233,16 @@ func (rc *rawConn) readFrame() (wsframe.Header, []byte, error) {
 	}
 	wsframe.Mask(h.Key, 0, p)
 	return h, p, nil
+}
+
+// readControl reads frames until a control frame, skipping messages.
+func (rc *rawConn) readControl() (wsframe.Header, []byte, error) {
+	for {
+		h, p, err := rc.readFrame()
+		if err != nil || wsframe.IsControl(h.Opcode) {
+			return h, p, err
+		}
+	}
 }
 
 // closeCode parses a Close payload.

@@ -29,7 +29,7 @@ func TestInteractiveCommands(t *testing.T) {
 		{name: "text", in: "hello", want: `^> hello\n< hello\n$`},
 		{name: "ping", in: "/ping are you there", want: `^\* pong "are you there" in \d+(\.\d+)?(µs|ms|s)\n$`},
 		{name: "ping_empty", in: "/ping", want: `^\* pong "" in \S+\n$`},
-		{name: "binary", in: "/binary 48 69 0a", want: `^> 48690a\n< 48690a\n$`},
+		{name: "binary", in: "/binary 48 69 0a", want: `^> \[binary 3 B\] 48690a\n< \[binary 3 B\] 48690a\n$`},
 		{name: "bad_hex", in: "/binary xyz", want: `^\* not hex: .*\n$`},
 		{name: "slash", in: "//etc/passwd", want: `^> /etc/passwd\n< /etc/passwd\n$`},
 		{name: "help", in: "/help", want: `^\* commands:\n(\* .*\n)*\* +/ping \[text\].*\n(\* .*\n)*\* Ctrl-D .*\n$`},

@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/websocket"
@@ -39,21 +39,25 @@ type session struct {
 	url  string
 	p    *printer
 
+	// interrupt ends the session as the caller's context does: Ctrl-C on
+	// a raw terminal.
+	interrupt context.CancelFunc
+
 	// Input, in line mode. The reading goroutine stops when done closes.
 	input     chan inputEvent
-	interrupt chan struct{} // Ctrl-C on a raw terminal
 	done      chan struct{}
 	inputEnd  chan struct{} // closed when the reading goroutine has ended
 	stopInput func() bool   // unblocks its read; false if it cannot
 	restore   func()        // puts the terminal back
 	ed        *editor
 
-	finished bool // the user ended the session: no reconnect
+	finished  bool // the user ended the session: no reconnect
+	exchanged bool // the last connection lasted stableAfter and received a message
+	connected bool // a connection has been made
 
-	// Default mode.
+	// Default mode: messages sent, over all connections.
 	sent int
 	mu   sync.Mutex
-	recv int // guarded by mu
 
 	// Line mode with Reconnect.
 	track       bool
@@ -78,33 +82,35 @@ type sentLine struct {
 
 // newSession sets up the output and, in line mode, the input: on a
 // terminal it goes interactive and, where it can, raw.
-func newSession(c *Conn, in io.Reader, out io.Writer) *session {
-	s := &session{opts: c.opts, log: c.log, url: c.url}
-	s.p = &printer{out: out, status: c.opts.Status, opts: c.opts}
-	if !c.opts.Lines {
+func newSession(opts Options, url string, in io.Reader, out io.Writer) *session {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &session{opts: opts, log: log, url: url}
+	s.p = &printer{out: out, status: opts.Status, opts: opts}
+	if !opts.Lines {
 		return s
 	}
-	s.track = c.opts.Reconnect
-	s.p.interactive = c.opts.Interactive && !c.opts.JSON
+	s.track = opts.Reconnect
+	s.p.interactive = opts.Interactive && !opts.JSON
 	s.p.echoSent = true
 	inFile, _ := in.(*os.File)
-	if inFile != nil && !c.opts.JSON && isTerminal(inFile) {
+	if inFile != nil && !opts.JSON && isTerminal(inFile) {
 		s.p.interactive = true
 		s.p.echoSent = false // the terminal shows what is typed
 		outFile, _ := out.(*os.File)
 		if outFile != nil && isTerminal(outFile) {
 			if restore, err := makeRaw(inFile); err == nil {
 				s.restore = restore
-				s.ed = newEditor(out, func() int { return terminalWidth(outFile) })
+				s.ed = newEditor(in, out, func() (int, int) { return terminalSize(outFile) })
 				s.p.ed = s.ed
-				s.ed.start()
 			} else {
 				s.log.Debug("raw terminal mode", "err", err)
 			}
 		}
 	}
 	s.input = make(chan inputEvent, 64)
-	s.interrupt = make(chan struct{}, 1)
 	s.done = make(chan struct{})
 	s.inputEnd = make(chan struct{})
 	s.stopInput = func() bool { return false }
@@ -137,10 +143,7 @@ func (s *session) readInput(in io.Reader) {
 	defer close(s.inputEnd)
 	emit := func(ev inputEvent) bool {
 		if ev.kind == inInterrupt {
-			select {
-			case s.interrupt <- struct{}{}:
-			default:
-			}
+			s.interrupt()
 			return true
 		}
 		select {
@@ -151,16 +154,9 @@ func (s *session) readInput(in io.Reader) {
 		}
 	}
 	if s.ed != nil {
-		buf := make([]byte, 256)
 		for {
-			n, err := in.Read(buf)
-			for _, ev := range s.ed.feed(buf[:n]) {
-				if !emit(ev) {
-					return
-				}
-			}
-			if err != nil {
-				emit(inputEvent{kind: inEOF})
+			ev := s.ed.readLine()
+			if !emit(ev) || ev.kind != inLine {
 				return
 			}
 		}
@@ -184,119 +180,15 @@ func (s *session) readInput(in io.Reader) {
 	}
 }
 
-// run serves conn and, with Reconnect, the connections that follow it.
-func (s *session) run(ctx context.Context, c *Conn) error {
-	attempt := 0
-	for {
-		start := time.Now()
-		err := s.serve(ctx, c)
-		c.Close()
-		if err == nil || !s.opts.Reconnect || s.finished || ctx.Err() != nil || !reconnectable(err) {
-			return err
-		}
-		if time.Since(start) >= s.maxDelay() {
-			attempt = 0 // it was up for a while: start again from the shortest wait
-		}
-		cause := err
-		for c = nil; c == nil; {
-			d := s.backoff(attempt)
-			attempt++
-			s.p.reconnecting(cause, d, attempt, s.doubt, s.dropped, time.Now())
-			s.doubt, s.dropped = 0, 0
-			if !s.waitToReconnect(ctx, d) {
-				return err
-			}
-			c, cause = Dial(ctx, s.url, s.opts)
-			if ctx.Err() != nil {
-				if c != nil {
-					c.Close()
-				}
-				return err
-			}
-		}
-	}
-}
-
-// waitToReconnect waits d before a reconnect attempt, keeping the input
-// that arrives meanwhile for the next connection. It reports false when Run
-// should end instead: ctx ended, Ctrl-C, or the input ended with nothing
-// left to send.
-func (s *session) waitToReconnect(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-s.interrupt:
-			return false
-		case ev := <-s.input:
-			if ev.kind == inEOF {
-				s.eof = true
-				if len(s.retry) == 0 && len(s.queued) == 0 {
-					return false
-				}
-				continue
-			}
-			s.queued = append(s.queued, ev)
-		case <-t.C:
-			return true
-		}
-	}
-}
-
-// reconnectable reports whether Reconnect applies to how a connection
-// ended: it dropped, or the server went away or is restarting.
-func reconnectable(err error) bool {
-	var ce *CloseError
-	if !errors.As(err, &ce) {
-		return false
-	}
-	var pe *wsframe.Error
-	if errors.As(ce.Err, &pe) {
-		return false
-	}
-	switch ce.Code {
-	case wsframe.CloseAbnormal, wsframe.CloseGoingAway, wsframe.CloseServiceRestart:
-		return true
-	}
-	return false
-}
-
-func (s *session) maxDelay() time.Duration {
-	if s.opts.ReconnectMaxDelay > 0 {
-		return s.opts.ReconnectMaxDelay
-	}
-	return defaultReconnectMaxDelay
-}
-
-// backoff returns the wait before reconnect attempt n (from 0): the base
-// delay doubled n times, capped, drawn at random from its upper half.
-func (s *session) backoff(n int) time.Duration {
-	d := s.opts.ReconnectDelay
-	if d <= 0 {
-		d = defaultReconnectDelay
-	}
-	for ; n > 0 && d < s.maxDelay(); n-- {
-		d *= 2
-	}
-	d = min(d, s.maxDelay())
-	return d/2 + rand.N(d/2+1)
-}
-
-func (s *session) closeCode() int {
-	if s.opts.CloseCode != 0 {
-		return s.opts.CloseCode
-	}
-	return wsframe.CloseNormal
-}
-
 // live is the state of one connection.
 type live struct {
 	s        *session
 	c        *Conn
 	readErr  chan error
 	got      chan struct{} // a message arrived
+	sent     int           // messages sent on this connection
+	recv     atomic.Int64  // messages received on it
+	cut      atomic.Bool   // closed by closeAfter, after Ctrl-C
 	pings    map[string]ping
 	lastPing time.Time
 	lastPong time.Time
@@ -313,6 +205,12 @@ func (s *session) serve(ctx context.Context, c *Conn) error {
 	if s.opts.JSON || s.opts.Verbose {
 		c.onPing = func(n int64) { s.p.pinged("recv", nil, int(n), time.Now()) }
 	}
+	// Ctrl-C must end the client whatever the server does: a write to a
+	// server that stopped reading blocks, and only closing the connection
+	// unblocks it.
+	defer closeAfter(ctx, l, s.closeWait())()
+	start := time.Now()
+	defer func() { s.exchanged = l.recv.Load() > 0 && time.Since(start) >= stableAfter }()
 	s.p.opened(c, time.Now())
 	go func() { l.readErr <- l.readLoop() }()
 
@@ -332,23 +230,24 @@ func (s *session) serve(ctx context.Context, c *Conn) error {
 		}
 	}
 	if s.eof {
-		s.finished = true
-		return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+		return l.endOfInput(ctx)
 	}
 
 	interval := s.opts.Interval
 	if interval <= 0 {
 		interval = time.Second
 	}
-	var tick, wait <-chan time.Time
+	var first, tick <-chan time.Time
 	if !s.opts.Lines {
 		if s.opts.Count > 0 && s.sent >= s.opts.Count {
-			wait = time.After(interval) // all sent before a reconnect: wait for echoes
-		} else {
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			tick = t.C
+			return l.endOfInput(ctx) // all sent before a reconnect
 		}
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+		now := make(chan time.Time, 1)
+		now <- time.Now() // the first message goes out at once
+		first = now
 	}
 	var pingC <-chan time.Time
 	if s.opts.Ping > 0 {
@@ -360,39 +259,23 @@ func (s *session) serve(ctx context.Context, c *Conn) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return l.closeNormally(s.closeCode(), s.opts.CloseReason, nil)
-		case <-s.interrupt:
 			s.finished = true
-			return l.closeNormally(s.closeCode(), s.opts.CloseReason, nil)
+			return l.closeNormally(ctx, s.closeCode(), s.opts.CloseReason)
 		case err := <-l.readErr:
 			return l.ended(err)
 		case <-l.got:
-			if wait != nil && s.echoed() {
-				return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+		case t := <-first:
+			first = nil
+			if end, err := l.timed(ctx, t); end {
+				return err
 			}
-		case <-wait:
-			return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
 		case t := <-tick:
-			if wait != nil {
-				continue
-			}
-			m := s.outgoing(t.String())
-			s.p.sent(m, time.Now())
-			if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
-				return l.writeFailed(err)
-			}
-			s.sent++
-			if s.opts.Count > 0 && s.sent >= s.opts.Count {
-				tick = nil
-				wait = time.After(interval)
-				if s.echoed() {
-					return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
-				}
+			if end, err := l.timed(ctx, t); end {
+				return err
 			}
 		case ev := <-s.input:
 			if ev.kind == inEOF {
-				s.finished = true
-				return l.closeNormally(s.closeCode(), s.opts.CloseReason, ctx.Done())
+				return l.endOfInput(ctx)
 			}
 			if end, err := l.line(ctx, ev.line); end {
 				return err
@@ -421,12 +304,25 @@ func (s *session) serve(ctx context.Context, c *Conn) error {
 	}
 }
 
-// echoed reports whether, in the default mode, as many messages have come
-// back as were sent.
-func (s *session) echoed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.recv >= s.sent
+// timed sends the default mode's message: the time t, or Options.Message.
+// After Count messages it ends the connection, with serve's result.
+func (l *live) timed(ctx context.Context, t time.Time) (end bool, err error) {
+	s := l.s
+	text := t.String()
+	if s.opts.Message != nil {
+		text = string(s.opts.Message)
+	}
+	m := s.outgoing(text)
+	s.p.sent(m, time.Now())
+	if err := wsmsg.Codec.Send(l.c.Conn, &m); err != nil {
+		return true, l.writeFailed(err)
+	}
+	l.sent++
+	s.sent++
+	if s.opts.Count > 0 && s.sent >= s.opts.Count {
+		return true, l.endOfInput(ctx)
+	}
+	return false, nil
 }
 
 // outgoing makes a message of the configured type.
@@ -494,7 +390,7 @@ func (l *live) command(ctx context.Context, line string) (end bool, err error) {
 			}
 		}
 		s.finished = true
-		return true, l.closeNormally(code, reason, ctx.Done())
+		return true, l.closeNormally(ctx, code, reason)
 	case "binary":
 		data, err := hex.DecodeString(strings.ReplaceAll(arg, " ", ""))
 		if err != nil {
@@ -535,6 +431,9 @@ func (l *live) sendLine(sl sentLine) error {
 	}
 	s.p.sent(m, time.Now())
 	err := wsmsg.Codec.Send(l.c.Conn, &m)
+	if err == nil {
+		l.sent++
+	}
 	if err != nil && s.track {
 		// Not written: take it back, so that it is not sent twice.
 		s.mu.Lock()
@@ -573,9 +472,7 @@ func (l *live) readLoop() error {
 		at := time.Now()
 		s.confirm(m)
 		s.p.received(m, at)
-		s.mu.Lock()
-		s.recv++
-		s.mu.Unlock()
+		l.recv.Add(1)
 		select {
 		case l.got <- struct{}{}:
 		default:
@@ -609,62 +506,14 @@ func (l *live) pong(pg pong) {
 	l.s.p.ponged(pg.payload, rtt, p.command, pg.at)
 }
 
-// closeNormally sends a Close with code and reason and waits for the
-// server's Close, for CloseWait at most after the last message that
-// arrives, or until abort closes. It returns nil unless the server broke
-// the protocol meanwhile, or had closed first: then the server's close
-// code decides, as if the client had not been closing.
-func (l *live) closeNormally(code int, reason string, abort <-chan struct{}) error {
-	wait := l.s.opts.CloseWait
-	if wait <= 0 {
-		wait = time.Second
-	}
-	// ErrCloseSent: the server closed first, and the wire layer answered.
-	serverFirst := false
-	if err := l.c.WriteClose(code, reason); errors.Is(err, wsframe.ErrCloseSent) {
-		serverFirst = true
-	} else {
-		if err != nil {
-			l.s.log.Debug("send close", "err", err)
-		}
-		l.s.p.closed("send", code, reason, time.Now())
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for {
-		select {
-		case err := <-l.readErr:
-			var pe *wsframe.Error
-			if serverFirst || errors.As(err, &pe) {
-				return l.ended(err) // the server's close code decides
-			}
-			if code, reason, ok := l.c.CloseStatus(); ok {
-				l.s.p.closed("recv", code, reason, time.Now())
-			}
-			return nil
-		case <-l.got:
-			timer.Reset(wait)
-		case <-timer.C:
-			l.s.log.Debug("no close from server", "wait", wait)
-			l.c.Close()
-			<-l.readErr
-			return nil
-		case <-abort:
-			l.c.Close()
-			<-l.readErr
-			return nil
-		}
-	}
-}
-
 // ended turns the reading goroutine's error into serve's result, and
 // settles the lines whose echo had not come back.
 func (l *live) ended(err error) error {
 	s := l.s
 	res := l.c.endError(err)
-	_, _, peerClosed := l.c.CloseStatus()
-	if peerClosed {
-		code, reason, _ := l.c.CloseStatus()
+	code, reason, peerClosed := l.c.CloseStatus()
+	// With a reconnect to follow, its status line says how this one ended.
+	if peerClosed && (s.p.opts.JSON || !s.opts.Reconnect || s.finished || !reconnectable(res)) {
 		s.p.closed("recv", code, reason, time.Now())
 	}
 	if res != nil {
@@ -693,34 +542,4 @@ func (l *live) ended(err error) error {
 		s.mu.Unlock()
 	}
 	return res
-}
-
-// lost ends a connection that stopped answering.
-func (l *live) lost(cause error) error {
-	l.c.Close()
-	<-l.readErr
-	return l.ended(cause)
-}
-
-// writeFailed ends the connection after a failed write. ErrCloseSent means
-// the wire layer has answered the server's Close: the reading goroutine is
-// ending by itself.
-func (l *live) writeFailed(werr error) error {
-	if !errors.Is(werr, wsframe.ErrCloseSent) {
-		l.c.Close()
-	}
-	timer := time.NewTimer(max(l.s.opts.CloseWait, time.Second))
-	defer timer.Stop()
-	var err error
-	select {
-	case err = <-l.readErr:
-	case <-timer.C:
-		l.c.Close()
-		err = <-l.readErr
-	}
-	var pe *wsframe.Error
-	if _, _, ok := l.c.CloseStatus(); ok || errors.As(err, &pe) {
-		return l.ended(err)
-	}
-	return l.ended(werr)
 }

@@ -1,21 +1,16 @@
 package client
 
 import (
-	"bufio"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"wsecho/internal/testpeer"
 	"wsecho/internal/wsframe"
 	"wsecho/internal/wsmsg"
 )
@@ -24,32 +19,14 @@ import (
 // reads and discards what the client sends. It returns the ws:// URL.
 func acceptOne(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { ln.Close() })
-	wg.Go(func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer nc.Close()
-		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(nc)
-		req, err := http.ReadRequest(br)
+	return "ws://" + testpeer.ServeOne(t, 10*time.Second, func(nc net.Conn) {
+		_, br, err := testpeer.AcceptHandshake(nc)
 		if err != nil {
 			t.Errorf("handshake: %v", err)
 			return
 		}
-		h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-		fmt.Fprintf(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-			base64.StdEncoding.EncodeToString(h[:]))
 		io.Copy(io.Discard, br)
-	})
-	return "ws://" + ln.Addr().String() + "/"
+	}) + "/"
 }
 
 // TestWriteFailedKeepsLine checks the write-failure path of line mode with
@@ -73,7 +50,7 @@ func TestWriteFailedKeepsLine(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			s := newSession(c, strings.NewReader(""), io.Discard)
+			s := newSession(c.opts, c.url, strings.NewReader(""), io.Discard)
 			defer s.finish()
 			l := &live{s: s, c: c, readErr: make(chan error, 1), got: make(chan struct{}, 1), pings: map[string]ping{}}
 			if err := c.WriteClose(wsframe.CloseNormal, ""); err != nil {

@@ -122,8 +122,11 @@ func (p *printer) format(prefix string, m wsmsg.Message, at time.Time) string {
 		b.WriteString(at.Format(tsFormat))
 		b.WriteByte(' ')
 	}
-	if p.opts.Verbose {
+	switch {
+	case p.opts.Verbose:
 		fmt.Fprintf(&b, "[%s, %d bytes] ", typeName(m.Type), len(m.Data))
+	case p.interactive && m.Type == websocket.BinaryFrame:
+		fmt.Fprintf(&b, "[binary %d B] ", len(m.Data)) // not to be taken for text
 	}
 	if m.Type != websocket.BinaryFrame {
 		b.Write(m.Data)
@@ -249,10 +252,11 @@ func roundRTT(d time.Duration) time.Duration {
 	return d.Round(time.Microsecond)
 }
 
-// reconnecting reports a lost connection and the wait before the next
-// attempt, with the number of lines left in doubt by a drop and of lines
-// given up after two closes without their echo.
-func (p *printer) reconnecting(cause error, delay time.Duration, attempt, doubt, dropped int, at time.Time) {
+// reconnecting reports a lost connection, or a failed first dial (never
+// connected), and the wait before the next attempt, with the number of
+// lines left in doubt by a drop and of lines given up after two closes
+// without their echo.
+func (p *printer) reconnecting(cause error, delay time.Duration, attempt, doubt, dropped int, never bool, at time.Time) {
 	if p.opts.JSON {
 		ms := float64(delay.Milliseconds())
 		p.emit(event{Type: "reconnect", Attempt: attempt, DelayMillis: &ms, Error: cause.Error(), Unconfirmed: doubt, Dropped: dropped}, at)
@@ -264,7 +268,11 @@ func (p *printer) reconnecting(cause error, delay time.Duration, attempt, doubt,
 	if dropped > 0 {
 		p.statusf("%d line(s) were not echoed before the server closed, twice; they are not sent again", dropped)
 	}
-	p.statusf("%s; reconnecting in %s (attempt %d)", cause, delay.Round(time.Millisecond), attempt)
+	again := "reconnecting"
+	if never {
+		again = "retrying"
+	}
+	p.statusf("%s; %s in %s (attempt %d)", cause, again, delay.Round(time.Millisecond), attempt)
 }
 
 // failed reports how a connection ended abnormally, as a JSON event; the

@@ -17,6 +17,9 @@ import (
 // dialNet opens the TCP connection for u: directly, or through the HTTP
 // CONNECT proxy that opts.Proxy (or the environment) names for it.
 func dialNet(ctx context.Context, u *url.URL, opts Options) (net.Conn, error) {
+	if opts.netDial != nil {
+		return opts.netDial(ctx, hostPort(u))
+	}
 	proxyFor := opts.Proxy
 	if proxyFor == nil {
 		proxyFor = proxyFromEnvironment

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 
@@ -58,7 +59,8 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 }
 
 // render plays terminal output onto a screen and returns its lines: text,
-// CR, LF and the sequences the line editor uses (CSI n A, CSI J, CSI K).
+// CR, LF and the sequences the line editor uses (cursor moves CSI n A, B,
+// C and D; CSI J, CSI K).
 func render(out string) []string {
 	lines := [][]rune{nil}
 	row, col := 0, 0
@@ -89,6 +91,15 @@ func render(out string) []string {
 			switch out[j] {
 			case 'A':
 				row = max(0, row-n)
+			case 'B':
+				row += n
+				for row >= len(lines) {
+					lines = append(lines, nil)
+				}
+			case 'C':
+				col += n
+			case 'D':
+				col = max(0, col-n)
 			case 'K':
 				if col < len(lines[row]) {
 					lines[row] = lines[row][:col]
@@ -125,34 +136,11 @@ func toStrings(lines [][]rune) []string {
 	return s
 }
 
-// TestTerminalSession drives interactive mode through a pseudo-terminal,
-// as a person would: the prompt, typing, a message that arrives in the
-// middle of a typed line (which must come out above it, with the typed
-// text intact below), the echo of the sent line, a command, and Ctrl-D.
-func TestTerminalSession(t *testing.T) {
-	t.Parallel()
-	master, tty := openPTY(t)
-
-	push := make(chan string)
-	rs := startRaw(t, func(i int, rc *rawConn) {
-		done := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case s := <-push:
-					rc.writeFrame(wsframe.OpText, []byte(s))
-				case <-done:
-					return
-				}
-			}
-		})
-		rc.echo(t, nil)
-		close(done)
-		wg.Wait()
-	})
-
-	screen := newOutput()
+// watchScreen collects what the client draws on the terminal whose master
+// is given. waitScreen waits until the rendered screen is want, line by
+// line; typeKeys types on the terminal.
+func watchScreen(t *testing.T, master *os.File) (screen *output, waitScreen func(step string, want ...string), typeKeys func(string)) {
+	screen = newOutput()
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	t.Cleanup(func() { master.Close() }) // runs before wg.Wait
@@ -166,22 +154,65 @@ func TestTerminalSession(t *testing.T) {
 			}
 		}
 	})
-	waitScreen := func(step string, want ...string) {
+	waitScreen = func(step string, want ...string) {
 		t.Helper()
 		ok := screen.waitUntil(func(s string) bool {
-			lines := render(s)
-			return strings.Join(lines, "\n") == strings.Join(want, "\n")
+			return strings.Join(render(s), "\n") == strings.Join(want, "\n")
 		})
 		if !ok {
 			t.Fatalf("%s: screen:\n%s\nwant:\n%s\nraw output: %q", step, strings.Join(render(screen.String()), "\n"), strings.Join(want, "\n"), screen.String())
 		}
 	}
-	typeKeys := func(s string) {
+	typeKeys = func(s string) {
 		t.Helper()
 		if _, err := master.WriteString(s); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return screen, waitScreen, typeKeys
+}
+
+// pushed is a message a test has the server send.
+type pushed struct {
+	op   byte
+	data []byte
+}
+
+// startPushEcho starts a raw echo server (onText as for rawConn.echo) that
+// also sends what the test pushes.
+func startPushEcho(t *testing.T, onText func(string) bool) (*rawServer, chan<- pushed) {
+	push := make(chan pushed)
+	rs := startRaw(t, func(i int, rc *rawConn) {
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case m := <-push:
+					rc.writeFrame(m.op, m.data)
+				case <-done:
+					return
+				}
+			}
+		})
+		rc.echo(t, onText)
+		close(done)
+		wg.Wait()
+	})
+	return rs, push
+}
+
+// TestTerminalSession drives interactive mode through a pseudo-terminal,
+// as a person would: the prompt, typing, a message that arrives in the
+// middle of a typed line (which must come out above it, with the typed
+// text intact below), the echo of the sent line, a command, and Ctrl-D.
+func TestTerminalSession(t *testing.T) {
+	t.Parallel()
+	master, tty := openPTY(t)
+
+	rs, push := startPushEcho(t, nil)
+
+	screen, waitScreen, typeKeys := watchScreen(t, master)
 
 	wait := startRun(t, t.Context(), rs.url, client.Options{Lines: true}, tty, tty)
 	connected := "* connected to " + rs.url + "; /help lists the commands"
@@ -189,7 +220,7 @@ func TestTerminalSession(t *testing.T) {
 	typeKeys("hel")
 	// Raw mode: the editor echoes once; the terminal itself echoes nothing.
 	waitScreen("typing", connected, "> hel")
-	push <- "news"
+	push <- pushed{wsframe.OpText, []byte("news")}
 	waitScreen("message while typing", connected, "< news", "> hel")
 	typeKeys("lo\r")
 	waitScreen("echo", connected, "< news", "> hello", "< hello", "> ")
@@ -225,20 +256,7 @@ func TestTerminalInterrupt(t *testing.T) {
 	master, tty := openPTY(t)
 	codes := make(chan int, 1)
 	rs := startRaw(t, func(i int, rc *rawConn) { codes <- rc.echo(t, nil) })
-	screen := newOutput()
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
-	t.Cleanup(func() { master.Close() })
-	wg.Go(func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screen.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	})
+	screen, _, _ := watchScreen(t, master)
 	wait := startRun(t, t.Context(), rs.url, client.Options{Lines: true, CloseCode: 4001}, tty, tty)
 	screen.waitFor(t, "> ")
 	master.WriteString("typed\x03")
@@ -247,5 +265,60 @@ func TestTerminalInterrupt(t *testing.T) {
 	}
 	if code := <-codes; code != 4001 {
 		t.Errorf("client sent close %d, want 4001", code)
+	}
+}
+
+// TestTerminalEditing checks the line editor's cursor keys and history
+// through a pseudo-terminal: Left/Right, Home/End and Ctrl-A/E move within
+// the line and typing inserts there; Up/Down recall the lines entered; a
+// message that arrives while the cursor is mid-line leaves the line and
+// the cursor where they were; received binary is marked.
+func TestTerminalEditing(t *testing.T) {
+	t.Parallel()
+	master, tty := openPTY(t)
+	seen := make(chan string, 16)
+	rs, push := startPushEcho(t, func(p string) bool { seen <- p; return true })
+	_, waitScreen, typeKeys := watchScreen(t, master)
+	wait := startRun(t, t.Context(), rs.url, client.Options{Lines: true}, tty, tty)
+	connected := "* connected to " + rs.url + "; /help lists the commands"
+	sent := func(want string) {
+		t.Helper()
+		select {
+		case got := <-seen:
+			if got != want {
+				t.Fatalf("the server got %q, want %q", got, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("the server got nothing, want %q", want)
+		}
+	}
+	const left, right, up, down, home, end = "\x1b[D", "\x1b[C", "\x1b[A", "\x1b[B", "\x1b[H", "\x1b[F"
+	waitScreen("prompt", connected, "> ")
+	typeKeys("world\r")
+	sent("world")
+	waitScreen("first line", connected, "> world", "< world", "> ")
+
+	typeKeys("hello" + left + left + "XY" + home + "<" + end + ">" + "\x01a\x05e" + left + right)
+	waitScreen("cursor keys", connected, "> world", "< world", "> a<helXYlo>e")
+	typeKeys("\r")
+	sent("a<helXYlo>e")
+	waitScreen("edited line", connected, "> world", "< world", "> a<helXYlo>e", "< a<helXYlo>e", "> ")
+
+	// A message while the cursor is mid-line: typing goes on where it was.
+	typeKeys("abc" + left)
+	waitScreen("mid-line", connected, "> world", "< world", "> a<helXYlo>e", "< a<helXYlo>e", "> abc")
+	push <- pushed{wsframe.OpBinary, []byte{0, 1, 2, 0xff}}
+	waitScreen("binary while editing", connected, "> world", "< world", "> a<helXYlo>e", "< a<helXYlo>e",
+		"< [binary 4 B] 000102ff", "> abc")
+	typeKeys("X\r")
+	sent("abXc")
+
+	// History: Up recalls the lines entered, most recent first; Down goes
+	// back towards the newest.
+	typeKeys(up + up + up + down + "\r")
+	sent("a<helXYlo>e")
+	typeKeys("\x04")
+	if err := wait(); err != nil {
+		t.Errorf("Run after Ctrl-D: %v, want nil", err)
 	}
 }

@@ -26,11 +26,16 @@ const idleCloseWait = time.Second
 type conn struct {
 	h  *Handler
 	wc *wsframe.Conn
+	b  *behaviour // what the URL asked for; nil: a plain echo
 
 	counted bool // in conns_open; used only by the connection's goroutine
 
 	pinging atomic.Bool // a ping write is under way
 	forced  atomic.Bool // Shutdown closed the socket when its time was up
+
+	// busyUntil, as h.clock() reports it, is when a delayed echo (delay=)
+	// goes out: until then the connection counts as alive.
+	busyUntil atomic.Int64
 
 	mu       sync.Mutex
 	timer    *time.Timer
@@ -83,7 +88,7 @@ func (c *conn) look() time.Duration {
 
 // startKeepalive arms the timer, if pings or a timeout are configured.
 func (c *conn) startKeepalive() {
-	ping, look := c.h.opts.PingInterval, c.look()
+	ping, look := c.pingInterval(), c.look()
 	if ping <= 0 && look <= 0 {
 		return
 	}
@@ -102,7 +107,7 @@ func (c *conn) startKeepalive() {
 // wake returns when the timer must fire next: at the next ping or the next
 // look. Called with mu held.
 func (c *conn) wake() time.Duration {
-	switch ping, look := c.h.opts.PingInterval, c.look(); {
+	switch ping, look := c.pingInterval(), c.look(); {
 	case ping <= 0:
 		return c.nextLook
 	case look <= 0:
@@ -115,7 +120,7 @@ func (c *conn) wake() time.Duration {
 // or whose message has taken, too long, or sends a ping when one is due,
 // and sets the timer again.
 func (c *conn) tick() {
-	ping := c.h.opts.PingInterval
+	ping := c.pingInterval()
 	c.mu.Lock()
 	if c.stopped || c.draining {
 		c.mu.Unlock()
@@ -154,7 +159,7 @@ func (c *conn) check(now time.Duration) *timeout {
 	}
 	c.nextLook = now + look
 	life, msgs := c.wc.Progress()
-	if life != c.life {
+	if life != c.life || now < time.Duration(c.busyUntil.Load()) {
 		c.life, c.lifeAt = life, now
 	}
 	if msgs != c.msgs {
@@ -200,6 +205,7 @@ func (c *conn) drain(grace time.Duration, end time.Time) {
 		return
 	}
 	c.draining = true
+	c.b.interrupt()
 	c.wc.Drain(grace, end)
 }
 

@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"expvar"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,12 +24,16 @@ const (
 	rejectVersion     = "version"      // 426: Sec-WebSocket-Version is not 13
 	rejectOrigin      = "origin"       // 403: CheckOrigin said no
 	rejectLimit       = "limit"        // 503: MaxConns connections are open
+	rejectPerIP       = "per_ip"       // 429: MaxConnsPerIP connections from the client's address are open
+	rejectFull        = "full"         // 503 at accept (Listener): every connection held is established
+	rejectShed        = "shed"         // closed while in its handshake to make room (Listener)
+	rejectParam       = "parameter"    // 400: a bad query parameter (behaviour.go)
 	rejectShutdown    = "shutdown"     // 503: shutdown has begun
 	rejectHijack      = "hijack"       // 500: the connection could not be taken over
 )
 
 var rejectReasons = []string{rejectMethod, rejectHTTPVersion, rejectBadRequest, rejectVersion,
-	rejectOrigin, rejectLimit, rejectShutdown, rejectHijack}
+	rejectOrigin, rejectLimit, rejectPerIP, rejectFull, rejectShed, rejectShutdown, rejectHijack, rejectParam}
 
 // metrics are a Handler's counters. They are expvar variables, so that
 // /debug/vars shows them in the standard format; they are not published
@@ -44,9 +50,11 @@ type metrics struct {
 	closeSent  expvar.Map // Close frames sent, by code (1005: one with no code)
 	closeRecv  expvar.Map // Close frames received, by code (1005: one with no code)
 	dropped    expvar.Int // connections that ended with no Close frame either way
+	sseOpen    expvar.Int // /sse streams open now
+	sseTotal   expvar.Int // /sse streams opened since start
 }
 
-func newMetrics(start time.Time, budget *wsframe.Budget) *metrics {
+func newMetrics(start time.Time, log *slog.Logger, budget *wsframe.Budget) *metrics {
 	m := new(metrics)
 	for _, r := range rejectReasons {
 		m.rejected.Add(r, 0)
@@ -60,6 +68,8 @@ func newMetrics(start time.Time, budget *wsframe.Budget) *metrics {
 	m.vars.Set("bytes_in", &m.bytesIn)
 	m.vars.Set("bytes_out", &m.bytesOut)
 	m.vars.Set("close_codes_sent", &m.closeSent)
+	m.vars.Set("sse_streams_open", &m.sseOpen)
+	m.vars.Set("sse_streams_total", &m.sseTotal)
 	m.vars.Set("close_codes_received", &m.closeRecv)
 	// The memory budget for message data (Options.MaxMemory): its size,
 	// what is held now and at most, how many reads had to wait for it and
@@ -74,6 +84,10 @@ func newMetrics(start time.Time, budget *wsframe.Budget) *metrics {
 	m.vars.Set("memory_refused", stat(func(s wsframe.BudgetStats) int64 { return s.Refused }))
 	m.vars.Set("uptime_seconds", expvar.Func(func() any {
 		return time.Since(start).Round(time.Millisecond).Seconds()
+	}))
+	// wsecho bench warns when the server writes a log line per message.
+	m.vars.Set("logs_every_message", expvar.Func(func() any {
+		return log.Enabled(context.Background(), slog.LevelInfo)
 	}))
 	return m
 }

@@ -12,13 +12,19 @@ const defaultHandshakeTimeout = 10 * time.Second
 
 // NewMux returns wsecho's routes:
 //
-//	/echo            h, the WebSocket echo endpoint
+//	/echo            h, the WebSocket echo endpoint, with the behaviours its query asks for
+//	/ticks           the tick stream over WebSocket (ticks.go)
+//	GET /sse         the tick stream as Server-Sent Events (sse.go)
+//	/broadcast       h.Broadcast(), rooms where every message goes to every member
 //	GET /healthz     200 "ok", or 503 once h's shutdown has begun
 //	GET /debug/vars  expvar's variables, with h's metrics under MetricsName
 //	/                page (the browser page), if not nil
 func NewMux(h *Handler, page http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", h)
+	mux.Handle("/broadcast", h.Broadcast())
+	mux.HandleFunc("/ticks", h.serveTicks)
+	mux.HandleFunc("GET /sse", h.serveSSE)
 	mux.HandleFunc("GET /healthz", h.serveHealth)
 	mux.HandleFunc("GET /debug/vars", h.serveVars)
 	if page != nil {
@@ -50,16 +56,19 @@ func (h *Handler) serveHealth(w http.ResponseWriter, r *http.Request) {
 //
 // Shut it down with its Shutdown method and h.Shutdown (at the same time,
 // or in that order): the http.Server neither closes nor waits for the
-// WebSocket connections it handed over.
+// WebSocket connections it handed over. Its Shutdown ends h's /sse streams,
+// which would otherwise hold it up.
 func (h *Handler) HTTPServer(routes http.Handler) *http.Server {
 	idle := h.opts.IdleTimeout
 	if idle <= 0 {
 		idle = h.opts.HandshakeTimeout
 	}
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           routes,
 		ReadHeaderTimeout: h.opts.HandshakeTimeout,
 		IdleTimeout:       idle,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(h.endStreams) // SSE streams would hold Shutdown up
+	return srv
 }

@@ -282,6 +282,9 @@ func TestPageBrowser(t *testing.T) {
 		want string  // the result, or its start when it ends in "…"
 	}{
 		{name: "http", echo: "ours", want: "PASS"},
+		// The SSE stream ends when the server behind it shuts down; the
+		// browser reconnects, to the next server, with Last-Event-ID.
+		{name: "sse_restart", echo: "restart", want: "PASS"},
 		// The page derives wss: from https:. It comes over HTTP/2; Go's server
 		// does not offer extended CONNECT (RFC 8441), so the browser opens the
 		// WebSocket on a connection of its own, over HTTP/1.1.
@@ -299,12 +302,22 @@ func TestPageBrowser(t *testing.T) {
 			mux := http.NewServeMux()
 			mux.Handle("/", Page())
 			var shutdown func(context.Context) error
+			page := "/?selftest=1"
 			switch tc.echo {
 			case "ours":
 				tc.opts.Logger = log
+				tc.opts.TickInterval = 100 * time.Millisecond
 				h := New(tc.opts)
 				mux.Handle("/echo", h)
+				mux.HandleFunc("GET /sse", h.serveSSE)
 				shutdown = h.Shutdown
+			case "restart":
+				rs := newRestarter(t, log)
+				mux.Handle("/echo", rs)
+				mux.Handle("GET /sse", rs)
+				shutdown = rs.shutdown
+				t.Cleanup(func() { rs.check(t) })
+				page = "/?selftest=1&restart=1"
 			case "corrupt":
 				c := &corruptEcho{log: log, conns: make(map[*gorilla.Conn]struct{})}
 				mux.Handle("/echo", c)
@@ -333,7 +346,7 @@ func TestPageBrowser(t *testing.T) {
 				}
 			})
 
-			dom := dumpDOM(t, bin, ts.URL+"/?selftest=1", tc.tls)
+			dom := dumpDOM(t, bin, ts.URL+page, tc.tls)
 			wantProto := "HTTP/1.1"
 			if tc.tls {
 				wantProto = "HTTP/2.0"
@@ -477,5 +490,87 @@ func (e *corruptEcho) shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// restarter plays two servers behind one address, as a load balancer in
+// front of a rolling restart shows them: the first serves /echo and /sse
+// until its SSE stream has sent two events, then shuts down (its stream
+// ends) and the second serves what comes next, the browser's reconnection
+// with Last-Event-ID among it.
+type restarter struct {
+	old, next *Handler
+	cur       atomic.Pointer[Handler]
+	restarted chan struct{}
+	wg        sync.WaitGroup
+
+	mu          sync.Mutex
+	lastEventID []string // the Last-Event-ID of each /sse request the second server got
+	lastSent    string   // the id of the last event the first server sent
+}
+
+func newRestarter(t *testing.T, log *slog.Logger) *restarter {
+	opts := Options{Logger: log, TickInterval: 100 * time.Millisecond, TickSeed: 9}
+	rs := &restarter{old: New(opts), next: New(opts), restarted: make(chan struct{})}
+	rs.cur.Store(rs.old)
+	return rs
+}
+
+func (rs *restarter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := rs.cur.Load()
+	if r.URL.Path != "/sse" {
+		h.ServeHTTP(w, r)
+		return
+	}
+	if h == rs.next {
+		rs.mu.Lock()
+		rs.lastEventID = append(rs.lastEventID, r.Header.Get("Last-Event-ID"))
+		rs.mu.Unlock()
+		h.serveSSE(w, r)
+		return
+	}
+	h.serveSSE(&eventCounter{ResponseWriter: w, rs: rs}, r)
+}
+
+// eventCounter restarts the server after the second event it sees written.
+type eventCounter struct {
+	http.ResponseWriter
+	rs     *restarter
+	events int
+}
+
+func (e *eventCounter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+func (e *eventCounter) Write(p []byte) (int, error) {
+	n, err := e.ResponseWriter.Write(p)
+	if id, ok := bytes.CutPrefix(p, []byte("id: ")); ok {
+		e.events++
+		e.rs.mu.Lock()
+		e.rs.lastSent, _, _ = strings.Cut(string(id), "\n")
+		e.rs.mu.Unlock()
+		if e.events == 2 && e.rs.cur.CompareAndSwap(e.rs.old, e.rs.next) {
+			e.rs.wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				e.rs.old.Shutdown(ctx)
+			})
+		}
+	}
+	return n, err
+}
+
+func (rs *restarter) shutdown(ctx context.Context) error {
+	rs.wg.Wait()
+	rs.old.Shutdown(ctx)
+	return rs.next.Shutdown(ctx)
+}
+
+// check fails the test unless the browser came back to the second server
+// with the id of the last event the first one sent.
+func (rs *restarter) check(t *testing.T) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.lastEventID) == 0 || rs.lastEventID[0] != rs.lastSent {
+		t.Errorf("the browser came back with Last-Event-ID %q, want [%q]", rs.lastEventID, rs.lastSent)
 	}
 }

@@ -47,8 +47,22 @@ type Options struct {
 
 	// MaxConns is how many connections may be open, or in their opening
 	// handshake, at once; beyond it a handshake gets 503 with Retry-After
-	// and the open connections are unaffected. If 0, no limit.
+	// and the open connections are unaffected. If 0, no limit. Served
+	// through a Listener, it counts connections from accept (see Listener),
+	// and the file descriptor limit bounds them too.
 	MaxConns int
+
+	// MaxHandshakes bounds, through a Listener, the connections accepted
+	// that have not yet sent a request (or sit idle between HTTP requests);
+	// when it is reached the one that has waited longest is closed. If 0,
+	// 1024.
+	MaxHandshakes int
+
+	// MaxConnsPerIP is how many connections one client address may have
+	// open, or in their opening handshake, at once; beyond it a handshake
+	// gets 429 with Retry-After. If 0, no limit (the right choice behind a
+	// proxy, where every connection comes from the proxy's address).
+	MaxConnsPerIP int
 
 	// PingInterval is how often each connection gets a ping. If 0, none.
 	PingInterval time.Duration
@@ -90,6 +104,18 @@ type Options struct {
 	// Logger receives one line per connection and per message. If nil,
 	// slog.Default().
 	Logger *slog.Logger
+
+	// DisableBehaviours makes /echo ignore its query parameters (delay=,
+	// fragment=, and the others in behaviour.go): a plain echo.
+	DisableBehaviours bool
+
+	// TickInterval is the time between two ticks on /ticks and /sse. If
+	// 0, one second.
+	TickInterval time.Duration
+
+	// TickSeed chooses the tick stream; servers with the same seed and
+	// interval serve the same ticks.
+	TickSeed int64
 }
 
 // drainGrace is how long a connection must be quiet, once shutdown has
@@ -133,6 +159,12 @@ type Handler struct {
 	budget  *wsframe.Budget
 	scav    scavenger
 
+	rejectLog *logLimiter // bounds the lines logged for rejected handshakes
+
+	ticks       tickSource
+	streamsDone chan struct{} // closed when SSE streams must end
+	streamsOnce sync.Once
+
 	mu      sync.Mutex
 	closing bool
 	end     time.Time // when shutdown gives up on closing handshakes
@@ -140,6 +172,8 @@ type Handler struct {
 	active  int       // connections counted in by acquire
 	conns   map[*conn]struct{}
 	wg      sync.WaitGroup
+
+	perIP map[string]int // connections counted in by acquire, by client address; guarded by mu
 }
 
 // New returns an echo Handler.
@@ -160,10 +194,14 @@ func New(opts Options) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.TickInterval <= 0 {
+		opts.TickInterval = defaultTickInterval
+	}
 	now := time.Now()
-	h := &Handler{opts: opts, log: log, epoch: now, conns: make(map[*conn]struct{}), budget: wsframe.NewBudget(opts.MaxMemory)}
-	h.metrics = newMetrics(now, h.budget)
-	return h
+	budget := wsframe.NewBudget(opts.MaxMemory)
+	return &Handler{opts: opts, log: log, metrics: newMetrics(now, log, budget), epoch: now, conns: make(map[*conn]struct{}),
+		budget: budget, perIP: make(map[string]int), rejectLog: newLogLimiter(rejectLogRate),
+		ticks: tickSource{seed: opts.TickSeed, interval: opts.TickInterval}, streamsDone: make(chan struct{})}
 }
 
 // clock returns the monotonic time since New.
@@ -210,8 +248,24 @@ func AllowOrigins(allowed []string) func(*http.Request) bool {
 
 // ServeHTTP checks the opening handshake (RFC 6455, Section 4.2.1), hijacks
 // the connection, hands it to x/net through the wire layer, and echoes until
-// the connection ends.
+// the connection ends, with the behaviours the query asks for (behaviour.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, err := h.behaviours(r)
+	if err != nil {
+		h.reject(w, r, http.StatusBadRequest, rejectParam, "websocket: "+err.Error())
+		return
+	}
+	h.upgrade(w, r, b, h.echo)
+}
+
+// loop is what a connection does once open, until it ends: it reads
+// messages through c.wc and writes through ws, and returns why it stopped.
+type loop func(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error
+
+// upgrade checks the opening handshake against the origin policy and the
+// limits, hijacks the connection, hands it to x/net through the wire layer,
+// and runs loop on it (see serve), with the behaviours b (nil: none).
+func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, loop loop) {
 	if status, reason, msg := h.check(r); status != 0 {
 		if status == http.StatusUpgradeRequired {
 			w.Header().Set("Sec-WebSocket-Version", "13")
@@ -222,37 +276,42 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, status, reason, msg)
 		return
 	}
-	if reason := h.acquire(); reason != "" {
-		msg, retry := "websocket: server is shutting down", "1"
-		if reason == rejectLimit {
+	ip := clientIP(r)
+	if reason := h.acquire(ip); reason != "" {
+		status, msg, retry := http.StatusServiceUnavailable, "websocket: server is shutting down", "1"
+		switch reason {
+		case rejectLimit:
 			msg, retry = "websocket: too many connections", "5"
+		case rejectPerIP:
+			status, msg, retry = http.StatusTooManyRequests, "websocket: too many connections from your address", "5"
 		}
 		w.Header().Set("Retry-After", retry)
-		h.reject(w, r, http.StatusServiceUnavailable, reason, msg)
+		h.reject(w, r, status, reason, msg)
 		return
 	}
 
 	// Hijack here rather than in x/net, which panics when Hijack fails.
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		h.release()
+		h.release(ip)
 		h.log.Error("hijack", "remote", r.RemoteAddr, "err", err)
 		h.reject(w, r, http.StatusInternalServerError, rejectHijack, "websocket: cannot take over the connection")
 		return
 	}
 	nc.SetDeadline(time.Time{})
 	c := h.newConn(nc, socketReader(nc, brw))
+	c.b = b
 	h.track(c, true)
 	if ws := h.handshake(w, r, c); ws != nil {
 		// A fresh goroutine, with a small stack: net/http's, which grew
 		// while it read the request, ends here, and its stack is freed.
-		go h.serve(ws, c)
+		go h.serve(ws, c, loop, ip)
 		return
 	}
 	c.uncount() // if x/net failed the handshake after the count
 	h.track(c, false)
 	c.wc.Close()
-	h.release()
+	h.release(ip)
 }
 
 // handshake has x/net perform the opening handshake over c and returns its
@@ -280,7 +339,7 @@ func (h *Handler) handshake(w http.ResponseWriter, r *http.Request, c *conn) *we
 	srv.ServeHTTP(&hijacked{
 		ResponseWriter: w,
 		conn:           keepOpen{c.wc},
-		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c.wc, 16), bufio.NewWriterSize(c.wc, xnetWriteBuffer)),
+		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c.wc, 16), bufio.NewWriterSize(c.writer(), xnetWriteBuffer)),
 	}, xr)
 	*xr = http.Request{}
 	if ws != nil {
@@ -296,10 +355,10 @@ type keepOpen struct{ *wsframe.Conn }
 
 func (keepOpen) Close() error { return nil }
 
-// reject answers a handshake with an HTTP error and counts it by reason.
+// reject answers a handshake with an HTTP error, and counts and logs it by
+// reason (see rejected).
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
-	h.log.Debug("handshake rejected", "remote", r.RemoteAddr, "code", status, "reason", reason, "err", msg)
-	h.metrics.rejected.Add(reason, 1)
+	h.rejected(reason, "remote", r.RemoteAddr, "code", status, "origin", r.Header.Get("Origin"), "host", r.Host, "err", msg)
 	http.Error(w, msg, status)
 }
 
@@ -307,9 +366,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, status int, rea
 // that reject r, or 0.
 func (h *Handler) check(r *http.Request) (int, string, string) {
 	switch {
-	case r.ProtoMajor != 1:
-		// An HTTP/2 request (a browser's GET over a TLS connection that
-		// negotiated h2, or RFC 8441's extended CONNECT) cannot be hijacked.
+	case r.ProtoMajor != 1 || r.ProtoMinor < 1:
+		// The handshake needs HTTP/1.1 or later (RFC 6455, Section 4.1):
+		// not HTTP/1.0. An HTTP/2 request (a browser's GET over a TLS
+		// connection that negotiated h2, or RFC 8441's extended CONNECT)
+		// cannot be hijacked.
 		return http.StatusHTTPVersionNotSupported, rejectHTTPVersion, "websocket: HTTP/1.1 required"
 	case r.Method != http.MethodGet:
 		return http.StatusMethodNotAllowed, rejectMethod, "websocket: method must be GET"
@@ -377,17 +438,18 @@ func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
 	return bufio.NewReaderSize(nc, socketReadBuffer)
 }
 
-// serve echoes each message until the connection ends, logs how it
-// ended, and closes it. It runs on a goroutine of its own, counted in h.wg.
-func (h *Handler) serve(ws *websocket.Conn, c *conn) {
+// serve runs loop on a connection until it ends, logs how it ended, and
+// closes it. It runs on a goroutine of its own, counted in h.wg.
+func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string) {
 	wc := c.wc
-	defer h.release()
+	defer h.release(ip)
 	defer wc.Close()
 	defer h.track(c, false)
 	wc.Start()
 	ws.MaxPayloadBytes = int(h.opts.MaxMessage) // the wire layer enforces it, per message
 	// A logger that names the connection is kept only when every message
-	// is logged; otherwise logEnd makes one for the last line.
+	// is logged; otherwise logEnd makes one for the last line, and loop
+	// gets nil.
 	var log *slog.Logger
 	if h.log.Enabled(context.Background(), slog.LevelInfo) {
 		log = h.log.With("remote", wc.RemoteAddr().String())
@@ -396,7 +458,7 @@ func (h *Handler) serve(ws *websocket.Conn, c *conn) {
 	c.startKeepalive()
 	var st stats
 	start := time.Now()
-	err := h.echo(ws, wc, log, &st)
+	err := h.converse(ws, c, loop, log, &st)
 	c.stopKeepalive()
 	wc.Release()
 	if c.isDraining() && errors.Is(err, os.ErrDeadlineExceeded) && !wc.CloseSent() {
@@ -421,7 +483,8 @@ type stats struct {
 // echo reads each message straight from the wire layer, into a pooled
 // buffer counted against the memory budget, and writes it back through
 // x/net. log is nil when the level leaves out the "recv" lines.
-func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, st *stats) error {
+func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
+	wc := c.wc
 	var m wsmsg.Message
 	for {
 		op, p, err := wc.ReadMessage()
@@ -439,6 +502,7 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		if log != nil {
 			log.Info("recv", "type", typeName(op), "bytes", n, "data", preview(op, p))
 		}
+		c.beforeEcho()
 		m.Type, m.Data = op, p
 		err = wsmsg.Codec.Send(ws, &m)
 		m.Data = nil
@@ -455,6 +519,9 @@ func (h *Handler) echo(ws *websocket.Conn, wc *wsframe.Conn, log *slog.Logger, s
 		st.bytesOut += n
 		h.metrics.msgsOut.Add(1)
 		h.metrics.bytesOut.Add(n)
+		if err := c.afterEcho(ws); err != nil {
+			return err
+		}
 	}
 }
 
@@ -472,10 +539,19 @@ func (h *Handler) closeGoingAway(wc *wsframe.Conn) error {
 	if err := wc.WriteClose(wsframe.CloseGoingAway, "going away"); err != nil {
 		return fmt.Errorf("%w: %w", errWentAway, err)
 	}
+	if err := drainUntilClose(wc); err != nil {
+		return fmt.Errorf("%w: %w", errWentAway, err)
+	}
+	return nil
+}
+
+// drainUntilClose reads and drops messages until the peer's Close (io.EOF)
+// or an error, and returns that: data after our Close cannot be echoed
+// (RFC 6455, Section 5.5.1).
+func drainUntilClose(wc *wsframe.Conn) error {
 	for {
-		// Data after our Close cannot be echoed (RFC 6455, Section 5.5.1).
 		if _, _, err := wc.ReadMessage(); err != nil {
-			return fmt.Errorf("%w: %w", errWentAway, err)
+			return err
 		}
 	}
 }
@@ -492,12 +568,13 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 	}
 	wc, m := c.wc, h.metrics
 	var pe *wsframe.Error
+	var be *behaviourEnd
 	code, _, peerClosed := wc.PeerClose()
 	if peerClosed {
 		m.received(code)
 	}
 	switch {
-	case errors.As(err, &pe) && pe.Code == wsframe.CloseTryAgainLater:
+	case errors.As(err, &pe) && pe.Code == wsframe.CloseTryAgainLater && wc.Failed() == pe:
 		m.sent(pe.Code)
 		log.Warn("closed", append(attrs, "code", pe.Code, "by", "server", "reason", "memory budget spent")...)
 	case errors.As(err, &pe):
@@ -510,6 +587,8 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 	case errors.Is(err, errWentAway):
 		m.sent(wsframe.CloseGoingAway)
 		log.Info("closed", append(attrs, "code", wsframe.CloseGoingAway, "by", "server", "reason", "shutdown")...)
+	case errors.As(err, &be):
+		be.logEnd(log, m, attrs)
 	case peerClosed:
 		if wc.CloseSent() {
 			m.sent(code) // the echo of the peer's Close
@@ -554,9 +633,9 @@ func preview(t byte, b []byte) string {
 	return hex.EncodeToString(b[:16]) + "…"
 }
 
-// acquire counts a new connection in, or returns why it may not come in:
-// rejectShutdown or rejectLimit.
-func (h *Handler) acquire() string {
+// acquire counts a new connection from client address ip in, or returns why
+// it may not come in: rejectShutdown, rejectLimit or rejectPerIP.
+func (h *Handler) acquire(ip string) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
@@ -564,18 +643,33 @@ func (h *Handler) acquire() string {
 		return rejectShutdown
 	case h.opts.MaxConns > 0 && h.active >= h.opts.MaxConns:
 		return rejectLimit
+	case h.opts.MaxConnsPerIP > 0 && h.perIP[ip] >= h.opts.MaxConnsPerIP:
+		return rejectPerIP
 	}
 	h.active++
+	h.perIP[ip]++
 	h.wg.Add(1)
 	return ""
 }
 
-// release counts a connection out.
-func (h *Handler) release() {
+// release counts a connection from ip out.
+func (h *Handler) release(ip string) {
 	h.mu.Lock()
 	h.active--
+	if h.perIP[ip]--; h.perIP[ip] == 0 {
+		delete(h.perIP, ip)
+	}
 	h.mu.Unlock()
 	h.wg.Done()
+}
+
+// clientIP returns the address r came from, without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (h *Handler) track(c *conn, open bool) {
@@ -611,6 +705,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	h.scav.stop()
 	h.mu.Lock()
 	h.closing, h.end, h.drainBy = true, end, drainDeadline(end)
+	h.endStreams()
 	for c := range h.conns {
 		c.drain(drainGrace, h.drainBy)
 	}

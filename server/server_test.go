@@ -32,7 +32,12 @@ import (
 	"wsecho/internal/wsframe"
 )
 
-func TestMain(m *testing.M) { os.Exit(leakcheck.Main(m)) }
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(floodServerEnv); mode != "" {
+		os.Exit(runFloodServer(mode)) // TestHalfOpenFlood's server
+	}
+	os.Exit(leakcheck.Main(m))
+}
 
 // The RFC 6455 §1.3 sample key and the accept value it expects.
 const (

@@ -71,3 +71,19 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	}
 	return h.max
 }
+
+// Round3 rounds d to three significant figures (1.23ms, 45.6µs), as
+// latencies are printed: a histogram bucket is up to 6% wide, so further
+// digits are noise.
+func Round3(d time.Duration) time.Duration {
+	m := time.Duration(1)
+	for d/m >= 1000 {
+		m *= 10
+	}
+	return d.Round(m)
+}
+
+// Rounded returns p with every percentile rounded by Round3.
+func (p Percentiles) Rounded() Percentiles {
+	return Percentiles{P50: Round3(p.P50), P90: Round3(p.P90), P99: Round3(p.P99), P999: Round3(p.P999), Max: Round3(p.Max)}
+}

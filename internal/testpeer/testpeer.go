@@ -1,6 +1,7 @@
 // Package testpeer is shared test support for wsecho's test files: the rule
 // for a missing third-party peer, finding Node with the ws library and
-// Python with websockets, and a test certificate authority.
+// Python with websockets, a test certificate authority, and the pieces of a
+// WebSocket server written by hand (the opening handshake, a ping flood).
 //
 // It uses only the standard library and is imported only from _test.go
 // files: the shipped program must never depend on it.

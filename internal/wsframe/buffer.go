@@ -19,7 +19,7 @@ const (
 
 var pools [maxClass + 1]sync.Pool
 
-// bufferSize returns the capacity getBuffer gives a buffer of n bytes.
+// bufferSize returns the capacity GetBuffer gives a buffer of n bytes.
 func bufferSize(n int) int {
 	if n > MaxPooled {
 		return n
@@ -27,8 +27,9 @@ func bufferSize(n int) int {
 	return 1 << max(bits.Len(uint(n-1)), minClass)
 }
 
-// getBuffer returns an empty buffer with capacity bufferSize(n).
-func getBuffer(n int) *[]byte {
+// GetBuffer returns an empty buffer with capacity for n bytes, from the
+// pools that message buffers come from; PutBuffer gives it back.
+func GetBuffer(n int) *[]byte {
 	size := bufferSize(n)
 	if size <= MaxPooled {
 		if p, ok := pools[bits.Len(uint(size-1))].Get().(*[]byte); ok {
@@ -40,9 +41,9 @@ func getBuffer(n int) *[]byte {
 	return &b
 }
 
-// putBuffer returns a buffer to its pool, or leaves it to the garbage
+// PutBuffer returns a buffer to its pool, or leaves it to the garbage
 // collector if it is too large to pool.
-func putBuffer(p *[]byte) {
+func PutBuffer(p *[]byte) {
 	size := cap(*p)
 	if size > MaxPooled || size < minPoolSize || size&(size-1) != 0 {
 		return

@@ -32,7 +32,7 @@ func (c *Conn) ReadMessage() (op byte, p []byte, err error) {
 	if err := c.readMessage(); err != nil {
 		return 0, nil, c.readFailed(err)
 	}
-	c.handed = true
+	c.handed, c.msgOff = true, len(c.msg) // nothing of it for Read
 	return c.op, c.msg, nil
 }
 
@@ -41,7 +41,7 @@ func (c *Conn) ReadMessage() (op byte, p []byte, err error) {
 // message is no longer needed, or when the connection ends.
 func (c *Conn) Release() {
 	if c.buf != nil {
-		putBuffer(c.buf)
+		PutBuffer(c.buf)
 		c.buf, c.msg = nil, nil
 	}
 	c.hold.Release()
@@ -235,10 +235,10 @@ func (c *Conn) grow(left int64) error {
 	if err := c.charge(int64(size - cap(c.msg))); err != nil {
 		return err
 	}
-	nb := getBuffer(size)
+	nb := GetBuffer(size)
 	*nb = append((*nb)[:0], c.msg...)
 	if c.buf != nil {
-		putBuffer(c.buf)
+		PutBuffer(c.buf)
 	}
 	c.buf, c.msg = nb, *nb
 	return nil

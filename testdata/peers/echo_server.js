@@ -20,7 +20,9 @@
 //   header NAME           answer "header NAME: VALUE" from the handshake
 //   subprotocol           answer "subprotocol: NAME" (the one chosen, or none)
 //
-// It accepts the subprotocol "chat" when the client offers it.
+// It accepts the subprotocol "chat" when the client offers it. With
+// WSECHO_PEER_PLAIN=1 in the environment it sends no greeting: it only
+// echoes.
 'use strict';
 
 const fs = require('fs');
@@ -45,6 +47,11 @@ if (certFile) {
 }
 
 wss.on('connection', (ws, req) => {
+  if (process.env.WSECHO_PEER_PLAIN === '1') {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    ws.on('error', () => {});
+    return;
+  }
   ws.send('hello, ', { fin: false });
   ws.send('fragmented ', { fin: false });
   ws.send('world', { fin: true });

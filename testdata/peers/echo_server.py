@@ -15,13 +15,21 @@ commands:
   header NAME           answer "header NAME: VALUE" from the handshake
   subprotocol           answer "subprotocol: NAME" (the one chosen, or none)
 
-It offers the subprotocol "chat".
+It offers the subprotocol "chat". With WSECHO_PEER_PLAIN=1 in the
+environment it sends no greeting: it only echoes, as the ten-line echo
+server of the websockets documentation does.
 """
 
 import asyncio
+import os
 import sys
 
 import websockets
+
+
+async def plain_handler(ws):
+    async for msg in ws:
+        await ws.send(msg)
 
 
 async def handler(ws):
@@ -59,7 +67,8 @@ async def handler(ws):
 
 async def main():
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    async with websockets.serve(handler, "127.0.0.1", port, subprotocols=["chat"]) as server:
+    h = plain_handler if os.environ.get("WSECHO_PEER_PLAIN") == "1" else handler
+    async with websockets.serve(h, "127.0.0.1", port, subprotocols=["chat"]) as server:
         port = server.sockets[0].getsockname()[1]
         print("listening on ws://127.0.0.1:%d/" % port, flush=True)
         # Run until standard input closes: the test that started us ended.

@@ -280,9 +280,9 @@ func (c *conn) beforeEcho() {
 	if b == nil || b.delay == 0 {
 		return
 	}
-	c.mu.Lock()
-	c.busyUntil = c.h.clock() + b.delay
-	c.mu.Unlock()
+	if c.h.opts.IdleTimeout > 0 {
+		c.busyUntil.Store(int64(c.h.clock() + b.delay))
+	}
 	t := time.NewTimer(b.delay)
 	defer t.Stop()
 	select {
@@ -340,15 +340,12 @@ func (c *conn) end(ws *websocket.Conn) error {
 	if b.ticks {
 		e.why = "from out of reach"
 	}
-	nc.SetWriteDeadline(time.Now().Add(behaviourClose))
+	wc.SetWriteDeadline(time.Now().Add(behaviourClose))
 	if e.err = wc.WriteClose(b.closeCode, b.reason); e.err != nil {
 		return e
 	}
 	wc.SetReadDeadline(time.Now().Add(behaviourClose))
-	for e.err == nil {
-		// Data after our Close is not echoed (RFC 6455, Section 5.5.1).
-		_, _, e.err = wc.ReadMessage()
-	}
+	e.err = drainUntilClose(wc)
 	return e
 }
 

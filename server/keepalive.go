@@ -33,6 +33,10 @@ type conn struct {
 	pinging atomic.Bool // a ping write is under way
 	forced  atomic.Bool // Shutdown closed the socket when its time was up
 
+	// busyUntil, as h.clock() reports it, is when a delayed echo (delay=)
+	// goes out: until then the connection counts as alive.
+	busyUntil atomic.Int64
+
 	mu       sync.Mutex
 	timer    *time.Timer
 	nextPing time.Duration // h.clock() of the next ping
@@ -41,12 +45,9 @@ type conn struct {
 	lifeAt   time.Duration // when it was first seen, as h.clock() reports it
 	msgs     uint64        // the message count last seen
 	msgAt    time.Duration // when it was first seen
-	// busyUntil is when a delay= echo wait ends, as h.clock() reports it:
-	// until then the server, not the peer, is the one keeping quiet.
-	busyUntil time.Duration
-	stopped   bool     // the connection has ended: the timer must not run again
-	draining  bool     // shutdown has begun: it decides how the connection ends
-	ended     *timeout // the idle or message timeout has closed the connection
+	stopped  bool          // the connection has ended: the timer must not run again
+	draining bool          // shutdown has begun: it decides how the connection ends
+	ended    *timeout      // the idle or message timeout has closed the connection
 }
 
 // timeout is how the server closes a connection that ran out of time.
@@ -158,7 +159,7 @@ func (c *conn) check(now time.Duration) *timeout {
 	}
 	c.nextLook = now + look
 	life, msgs := c.wc.Progress()
-	if life != c.life {
+	if life != c.life || now < time.Duration(c.busyUntil.Load()) {
 		c.life, c.lifeAt = life, now
 	}
 	if msgs != c.msgs {
@@ -168,7 +169,7 @@ func (c *conn) check(now time.Duration) *timeout {
 	switch {
 	case msg > 0 && msgs%2 == 1 && now-c.msgAt >= msg:
 		return messageTimeout
-	case idle > 0 && now-max(c.lifeAt, min(now, c.busyUntil)) >= idle:
+	case idle > 0 && now-c.lifeAt >= idle:
 		return idleTimeout
 	}
 	return nil

@@ -462,7 +462,8 @@ func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string) {
 	wc.Start()
 	ws.MaxPayloadBytes = int(h.opts.MaxMessage) // the wire layer enforces it, per message
 	// A logger that names the connection is kept only when every message
-	// is logged; otherwise logEnd makes one for the last line.
+	// is logged; otherwise logEnd makes one for the last line, and loop
+	// gets nil.
 	var log *slog.Logger
 	if h.log.Enabled(context.Background(), slog.LevelInfo) {
 		log = h.log.With("remote", wc.RemoteAddr().String())
@@ -561,10 +562,19 @@ func (h *Handler) closeGoingAway(wc *wsframe.Conn) error {
 	if err := wc.WriteClose(wsframe.CloseGoingAway, "going away"); err != nil {
 		return fmt.Errorf("%w: %w", errWentAway, err)
 	}
+	if err := drainUntilClose(wc); err != nil {
+		return fmt.Errorf("%w: %w", errWentAway, err)
+	}
+	return nil
+}
+
+// drainUntilClose reads and drops messages until the peer's Close (io.EOF)
+// or an error, and returns that: data after our Close cannot be echoed
+// (RFC 6455, Section 5.5.1).
+func drainUntilClose(wc *wsframe.Conn) error {
 	for {
-		// Data after our Close cannot be echoed (RFC 6455, Section 5.5.1).
 		if _, _, err := wc.ReadMessage(); err != nil {
-			return fmt.Errorf("%w: %w", errWentAway, err)
+			return err
 		}
 	}
 }
@@ -588,7 +598,7 @@ func (h *Handler) logEnd(log *slog.Logger, c *conn, err error, st *stats, d time
 		m.received(code)
 	}
 	switch {
-	case errors.As(err, &pe) && pe.Code == wsframe.CloseTryAgainLater:
+	case errors.As(err, &pe) && pe.Code == wsframe.CloseTryAgainLater && wc.Failed() == pe:
 		m.sent(pe.Code)
 		log.Warn("closed", append(attrs, "code", pe.Code, "by", "server", "reason", "memory budget spent")...)
 	case errors.As(err, &pe):

@@ -27,7 +27,8 @@ func bufferSize(n int) int {
 	return 1 << max(bits.Len(uint(n-1)), minClass)
 }
 
-// getBuffer returns an empty buffer with capacity bufferSize(n).
+// getBuffer returns an empty buffer with capacity for n bytes, from the
+// pools that message buffers come from; putBuffer gives it back.
 func getBuffer(n int) *[]byte {
 	size := bufferSize(n)
 	if size <= MaxPooled {

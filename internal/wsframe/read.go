@@ -32,7 +32,7 @@ func (c *Conn) ReadMessage() (op byte, p []byte, err error) {
 	if err := c.readMessage(); err != nil {
 		return 0, nil, c.readFailed(err)
 	}
-	c.handed = true
+	c.handed, c.msgOff = true, len(c.msg) // nothing of it for Read
 	return c.op, c.msg, nil
 }
 

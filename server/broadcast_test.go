@@ -214,7 +214,8 @@ func TestBroadcastSlowMember(t *testing.T) {
 	slowEnd := make(chan endLine, 1)
 	slowAt := make(chan int64, 1)
 	var slowTime atomic.Int64 // when its end line came, in Unix nanoseconds
-	go func() {               // the first connection to end is the slow member
+	// The first connection to end is the slow member.
+	go func() {
 		select {
 		case e := <-s.log.ends:
 			slowTime.Store(time.Now().UnixNano())

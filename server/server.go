@@ -290,17 +290,8 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 		h.reject(w, r, status, reason, msg)
 		return
 	}
-	ip := clientIP(r)
-	if reason := h.acquire(ip); reason != "" {
-		status, msg, retry := http.StatusServiceUnavailable, "websocket: server is shutting down", "1"
-		switch reason {
-		case rejectLimit:
-			msg, retry = "websocket: too many connections", "5"
-		case rejectPerIP:
-			status, msg, retry = http.StatusTooManyRequests, "websocket: too many connections from your address", "5"
-		}
-		w.Header().Set("Retry-After", retry)
-		h.reject(w, r, status, reason, msg)
+	ip, ok := h.admit(w, r, "websocket")
+	if !ok {
 		return
 	}
 
@@ -326,6 +317,28 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 	h.track(c, false)
 	c.wc.Close()
 	h.release(ip)
+}
+
+// admit counts a connection in from r's address (see acquire), or answers
+// 503 (the server is full or shutting down) or 429 (too many from that
+// address) with Retry-After, the body's message starting with what. The
+// caller releases ip when the connection ends.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, what string) (ip string, ok bool) {
+	ip = clientIP(r)
+	reason := h.acquire(ip)
+	if reason == "" {
+		return ip, true
+	}
+	status, msg, retry := http.StatusServiceUnavailable, "server is shutting down", "1"
+	switch reason {
+	case rejectLimit:
+		msg, retry = "too many connections", "5"
+	case rejectPerIP:
+		status, msg, retry = http.StatusTooManyRequests, "too many connections from your address", "5"
+	}
+	w.Header().Set("Retry-After", retry)
+	h.reject(w, r, status, reason, what+": "+msg)
+	return ip, false
 }
 
 // handshake has x/net perform the opening handshake over c and returns its

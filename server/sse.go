@@ -34,17 +34,8 @@ func (h *Handler) serveSSE(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusBadRequest, rejectParam, "sse: "+err.Error())
 		return
 	}
-	ip := clientIP(r)
-	if reason := h.acquire(ip); reason != "" {
-		status, msg, retry := http.StatusServiceUnavailable, "sse: server is shutting down", "1"
-		switch reason {
-		case rejectLimit:
-			msg, retry = "sse: too many connections", "5"
-		case rejectPerIP:
-			status, msg, retry = http.StatusTooManyRequests, "sse: too many connections from your address", "5"
-		}
-		w.Header().Set("Retry-After", retry)
-		h.reject(w, r, status, reason, msg)
+	ip, ok := h.admit(w, r, "sse")
+	if !ok {
 		return
 	}
 	defer h.release(ip)

@@ -1,0 +1,73 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"wsecho/client"
+	"wsecho/internal/wsframe"
+	"wsecho/internal/wsmsg"
+)
+
+// BenchmarkClientRead measures what the client pays to receive one text
+// message from a server that sends them back to back: through the wire
+// layer (impl=wire, Conn.ReadMessage, as Run reads) or through x/net's
+// frame reader fed by the wire layer (impl=xnet, as Run read before).
+//
+//	go test -run='^$' -bench=ClientRead -count=6 ./client > read.txt
+//	benchstat -col /impl read.txt
+func BenchmarkClientRead(b *testing.B) {
+	for _, size := range []int{32, 4 << 10, 64 << 10} {
+		for _, impl := range []string{"xnet", "wire"} {
+			b.Run(fmt.Sprintf("size=%d/impl=%s", size, impl), func(b *testing.B) {
+				benchClientRead(b, impl, size)
+			})
+		}
+	}
+}
+
+func benchClientRead(b *testing.B, impl string, size int) {
+	payload := bytes.Repeat([]byte{'a'}, size)
+	// Whole batches of frames per write, so that the server's side costs
+	// little and allocates nothing.
+	var batch []byte
+	for len(batch) < 256<<10 {
+		batch = wsframe.AppendFrame(batch, wsframe.Header{Fin: true, Opcode: wsframe.OpText}, payload)
+	}
+	rs := startRaw(b, func(_ int, rc *rawConn) {
+		rc.nc.SetDeadline(time.Time{})
+		for rc.write(batch) == nil {
+		}
+	})
+	c, err := client.Dial(context.Background(), rs.url, client.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	read := func() ([]byte, error) {
+		_, p, err := c.ReadMessage()
+		return p, err
+	}
+	if impl == "xnet" {
+		read = func() ([]byte, error) {
+			var m wsmsg.Message
+			err := wsmsg.Codec.Receive(c.Conn, &m)
+			return m.Data, err
+		}
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(p) != size {
+			b.Fatalf("got %d bytes, want %d", len(p), size)
+		}
+	}
+}

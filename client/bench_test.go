@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -70,4 +71,65 @@ func benchClientRead(b *testing.B, impl string, size int) {
 			b.Fatalf("got %d bytes, want %d", len(p), size)
 		}
 	}
+}
+
+// BenchmarkClientReceive measures one received message all the way through
+// Run in line mode: read, matched against the lines sent, formatted and
+// written out (to a writer that discards it).
+//
+//	go test -run='^$' -bench=ClientReceive -count=6 ./client
+func BenchmarkClientReceive(b *testing.B) {
+	for _, size := range []int{32, 4 << 10, 64 << 10} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			benchClientReceive(b, size)
+		})
+	}
+}
+
+func benchClientReceive(b *testing.B, size int) {
+	payload := bytes.Repeat([]byte{'a'}, size)
+	var batch []byte
+	for len(batch) < 256<<10 {
+		batch = wsframe.AppendFrame(batch, wsframe.Header{Fin: true, Opcode: wsframe.OpText}, payload)
+	}
+	rs := startRaw(b, func(_ int, rc *rawConn) {
+		rc.nc.SetDeadline(time.Time{})
+		for rc.write(batch) == nil {
+		}
+	})
+	opts := client.Options{Lines: true, Logger: slog.New(slog.DiscardHandler)}
+	c, err := client.Dial(context.Background(), rs.url, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, inw, err := os.Pipe() // never written: Run only receives
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	defer inw.Close()
+	out := &signalWriter{printed: make(chan struct{}), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- client.Run(ctx, c, in, out) }()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		<-out.printed
+	}
+	close(out.done)
+	cancel()
+	<-ran
+}
+
+// signalWriter hands each write to the benchmark loop, one at a time,
+// until done.
+type signalWriter struct{ printed, done chan struct{} }
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	select {
+	case w.printed <- struct{}{}:
+	case <-w.done:
+	}
+	return len(p), nil
 }

@@ -32,18 +32,7 @@ func BenchmarkClientRead(b *testing.B) {
 }
 
 func benchClientRead(b *testing.B, impl string, size int) {
-	payload := bytes.Repeat([]byte{'a'}, size)
-	// Whole batches of frames per write, so that the server's side costs
-	// little and allocates nothing.
-	var batch []byte
-	for len(batch) < 256<<10 {
-		batch = wsframe.AppendFrame(batch, wsframe.Header{Fin: true, Opcode: wsframe.OpText}, payload)
-	}
-	rs := startRaw(b, func(_ int, rc *rawConn) {
-		rc.nc.SetDeadline(time.Time{})
-		for rc.write(batch) == nil {
-		}
-	})
+	rs := startPusher(b, size)
 	c, err := client.Dial(context.Background(), rs.url, client.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
@@ -87,16 +76,7 @@ func BenchmarkClientReceive(b *testing.B) {
 }
 
 func benchClientReceive(b *testing.B, size int) {
-	payload := bytes.Repeat([]byte{'a'}, size)
-	var batch []byte
-	for len(batch) < 256<<10 {
-		batch = wsframe.AppendFrame(batch, wsframe.Header{Fin: true, Opcode: wsframe.OpText}, payload)
-	}
-	rs := startRaw(b, func(_ int, rc *rawConn) {
-		rc.nc.SetDeadline(time.Time{})
-		for rc.write(batch) == nil {
-		}
-	})
+	rs := startPusher(b, size)
 	opts := client.Options{Lines: true, Logger: slog.New(slog.DiscardHandler)}
 	c, err := client.Dial(context.Background(), rs.url, opts)
 	if err != nil {
@@ -132,4 +112,20 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	case <-w.done:
 	}
 	return len(p), nil
+}
+
+// startPusher starts a raw server that sends text messages of size bytes
+// to each client, back to back, until the connection ends. It writes whole
+// batches of frames, so that its side costs little and allocates nothing.
+func startPusher(b *testing.B, size int) *rawServer {
+	payload := bytes.Repeat([]byte{'a'}, size)
+	var batch []byte
+	for len(batch) < 256<<10 {
+		batch = wsframe.AppendFrame(batch, wsframe.Header{Fin: true, Opcode: wsframe.OpText}, payload)
+	}
+	return startRaw(b, func(_ int, rc *rawConn) {
+		rc.nc.SetDeadline(time.Time{})
+		for rc.write(batch) == nil {
+		}
+	})
 }

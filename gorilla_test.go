@@ -23,10 +23,10 @@ import (
 	"time"
 
 	gorilla "github.com/gorilla/websocket"
-	"golang.org/x/net/websocket"
 
 	"wsecho/client"
 	"wsecho/internal/wsframe"
+	"wsecho/internal/wsmsg"
 	"wsecho/server"
 )
 
@@ -325,28 +325,17 @@ func dialPeer(t *testing.T, cl, wsURL, origin string) (peer, int, error) {
 	return nil, 0, nil
 }
 
-// typedCodec sends and receives msg values through x/net with their type,
-// which x/net's Message codec would lose for binary data.
-var typedCodec = websocket.Codec{
-	Marshal: func(v any) ([]byte, byte, error) {
-		m := v.(*msg)
-		return m.data, byte(m.typ), nil
-	},
-	Unmarshal: func(data []byte, typ byte, v any) error {
-		m := v.(*msg)
-		m.typ, m.data = int(typ), data
-		return nil
-	},
-}
-
 type xnetPeer struct{ conn *client.Conn }
 
-func (p *xnetPeer) send(m msg) error { return typedCodec.Send(p.conn.Conn, &m) }
+func (p *xnetPeer) send(m msg) error {
+	return wsmsg.Codec.Send(p.conn.Conn, &wsmsg.Message{Type: byte(m.typ), Data: m.data})
+}
 
+// recv reads as the client does, through the wire layer; the message is
+// copied out of its buffer, which the next read reuses.
 func (p *xnetPeer) recv() (msg, error) {
-	var m msg
-	err := typedCodec.Receive(p.conn.Conn, &m)
-	return m, err
+	typ, data, err := p.conn.ReadMessage()
+	return msg{typ: int(typ), data: bytes.Clone(data)}, err
 }
 
 func (p *xnetPeer) closeHandshake(code int) (int, error) {

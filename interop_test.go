@@ -162,22 +162,21 @@ func ourClientTable(t *testing.T, url string, opts client.Options) {
 				c.Close()
 				t.Fatalf("row %d: send: %v", i, err)
 			}
-			var got wsmsg.Message
-			if err := wsmsg.Codec.Receive(c.Conn, &got); err != nil {
+			typ, data, err := c.ReadMessage()
+			if err != nil {
 				c.Close()
 				t.Fatalf("row %d: receive: %v", i, err)
 			}
-			if got.Type != m.Type || !bytes.Equal(got.Data, m.Data) {
+			if typ != m.Type || !bytes.Equal(data, m.Data) {
 				c.Close()
-				t.Fatalf("row %d: echo: got type %d, %d bytes; want type %d, %d bytes", i, got.Type, len(got.Data), m.Type, len(m.Data))
+				t.Fatalf("row %d: echo: got type %d, %d bytes; want type %d, %d bytes", i, typ, len(data), m.Type, len(m.Data))
 			}
 		}
 		if err := c.WriteClose(code, "bye"); err != nil {
 			c.Close()
 			t.Fatalf("close %d: %v", code, err)
 		}
-		var m wsmsg.Message
-		err = wsmsg.Codec.Receive(c.Conn, &m)
+		_, _, err = c.ReadMessage()
 		c.Close()
 		if !errors.Is(err, io.EOF) {
 			t.Fatalf("close %d: after the Close got %v, want io.EOF", code, err)
@@ -503,12 +502,12 @@ func idleThroughProxy(t *testing.T, url string, idle time.Duration, survives boo
 	readErr := make(chan error, 1)
 	go func() {
 		for {
-			var m wsmsg.Message
-			if err := wsmsg.Codec.Receive(c.Conn, &m); err != nil {
+			typ, data, err := c.ReadMessage()
+			if err != nil {
 				readErr <- err
 				return
 			}
-			msgs <- m
+			msgs <- wsmsg.Message{Type: typ, Data: bytes.Clone(data)}
 		}
 	}()
 	defer func() { c.Close(); <-readErr }()
@@ -922,12 +921,12 @@ func TestClientDeflate(t *testing.T) {
 				if err := wsmsg.Codec.Send(c.Conn, &m); err != nil {
 					t.Fatal(err)
 				}
-				var got wsmsg.Message
-				if err := wsmsg.Codec.Receive(c.Conn, &got); err != nil {
+				typ, data, err := c.ReadMessage()
+				if err != nil {
 					t.Fatal(err)
 				}
-				if got.Type != m.Type || !bytes.Equal(got.Data, m.Data) {
-					t.Fatalf("echo: type %d, %d bytes; want type %d, %d bytes", got.Type, len(got.Data), m.Type, len(m.Data))
+				if typ != m.Type || !bytes.Equal(data, m.Data) {
+					t.Fatalf("echo: type %d, %d bytes; want type %d, %d bytes", typ, len(data), m.Type, len(m.Data))
 				}
 			}
 			c.WriteClose(1000, "")

@@ -185,8 +185,9 @@ const defaultConnectTimeout = 10 * time.Second
 // for replies.
 const NoWait time.Duration = 1
 
-// Conn is a client connection: the x/net *websocket.Conn that carries the
-// messages, and the wire layer beneath it, which knows close codes.
+// Conn is a client connection: the x/net *websocket.Conn that writes the
+// messages, and the wire layer beneath it, which reads them (ReadMessage)
+// and knows close codes.
 type Conn struct {
 	*websocket.Conn
 	wire        *wsframe.Conn
@@ -227,6 +228,19 @@ func (c *Conn) Ping(payload []byte) error { return c.wire.WriteControl(wsframe.O
 
 // Close closes the TCP connection at once.
 func (c *Conn) Close() error { return c.wire.Close() }
+
+// ReadMessage reads the next message whole, through the wire layer: its
+// type (websocket.TextFrame or websocket.BinaryFrame) and payload, joined
+// from its fragments, checked and, when compressed, inflated. The payload
+// is valid until the next ReadMessage; copy what must live longer. After
+// the server's Close it returns io.EOF (CloseStatus tells the code); after
+// a protocol violation, a *wsframe.Error, and the connection is failed
+// with its close code. Pings are answered and pongs reported while it
+// reads. Use it or the embedded *websocket.Conn's readers (such as
+// websocket.Message.Receive), not both on one connection.
+func (c *Conn) ReadMessage() (typ byte, payload []byte, err error) {
+	return c.wire.ReadMessage()
+}
 
 // handshakeHeaders are set by the handshake itself; x/net would drop or
 // duplicate them.

@@ -693,3 +693,48 @@ func TestInterruptedTLSHandshake(t *testing.T) {
 		t.Errorf("Dial: %v, want %q", err, "interrupted while connecting to "+url)
 	}
 }
+
+// TestReadMessage reads through the wire layer: fragments come out joined,
+// a ping between them is answered, and the server's Close ends the reads
+// with io.EOF and its code.
+func TestReadMessage(t *testing.T) {
+	t.Parallel()
+	pong := make(chan string, 1)
+	rs := startRaw(t, func(i int, rc *rawConn) {
+		rc.write(wsframe.AppendFrame(nil, wsframe.Header{Opcode: wsframe.OpText}, []byte("hel")))
+		rc.writeFrame(wsframe.OpPing, []byte("p"))
+		rc.write(wsframe.AppendFrame(nil, wsframe.Header{Fin: true, Opcode: wsframe.OpContinuation}, []byte("lo")))
+		rc.writeFrame(wsframe.OpBinary, []byte{0, 1, 2})
+		h, p, err := rc.readControl()
+		if err != nil || h.Opcode != wsframe.OpPong {
+			t.Errorf("raw server: want a pong, got opcode %d, %v", h.Opcode, err)
+		}
+		pong <- string(p)
+		rc.writeClose(4000, "done")
+		rc.readClose()
+	})
+	c, err := client.Dial(t.Context(), rs.url, client.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := []struct {
+		typ  byte
+		data string
+	}{{websocket.TextFrame, "hello"}, {websocket.BinaryFrame, "\x00\x01\x02"}}
+	for _, w := range want {
+		typ, p, err := c.ReadMessage()
+		if err != nil || typ != w.typ || string(p) != w.data {
+			t.Fatalf("ReadMessage = %d %q %v, want %d %q", typ, p, err, w.typ, w.data)
+		}
+	}
+	if got := <-pong; got != "p" {
+		t.Errorf("pong payload %q, want p", got)
+	}
+	if _, _, err := c.ReadMessage(); err != io.EOF {
+		t.Fatalf("ReadMessage after the server's Close: %v, want io.EOF", err)
+	}
+	if code, reason, ok := c.CloseStatus(); !ok || code != 4000 || reason != "done" {
+		t.Errorf("CloseStatus = %d %q %v, want 4000 done true", code, reason, ok)
+	}
+}

@@ -145,7 +145,7 @@ type rawConn struct {
 
 // startRaw starts a raw server on a loopback port; handle runs for the
 // i-th connection (from 0) after the handshake, and may call t.Errorf.
-func startRaw(t *testing.T, handle func(i int, rc *rawConn)) *rawServer {
+func startRaw(t testing.TB, handle func(i int, rc *rawConn)) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

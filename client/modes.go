@@ -465,10 +465,13 @@ func (s *session) confirm(m wsmsg.Message) {
 func (l *live) readLoop() error {
 	s := l.s
 	for {
-		var m wsmsg.Message
-		if err := wsmsg.Codec.Receive(l.c.Conn, &m); err != nil {
+		// The payload lives until the next read: everything below uses it
+		// at once (printing copies it), nothing keeps it.
+		typ, data, err := l.c.ReadMessage()
+		if err != nil {
 			return err
 		}
+		m := wsmsg.Message{Type: typ, Data: data}
 		at := time.Now()
 		s.confirm(m)
 		wire, compressed := l.c.wireSize()

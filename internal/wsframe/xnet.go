@@ -9,6 +9,10 @@ package wsframe
 //
 // A Client Conn first passes the handshake response through, up to its
 // blank line. Read and ReadMessage must not be mixed within a message.
+//
+// The server and wsecho's client read messages with ReadMessage; after the
+// handshake, Read serves whoever reads through x/net's *websocket.Conn on
+// top of a Conn, such as a program reading client.Conn's embedded one.
 func (c *Conn) Read(p []byte) (int, error) {
 	if c.httpRead {
 		return c.readHTTP(p)

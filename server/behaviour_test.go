@@ -303,13 +303,40 @@ func dialPeerConn(t *testing.T, impl, url string, compress bool) peerConn {
 	return p
 }
 
+// exchange sends each of sends through p, then returns the next n things p
+// receives: "text:DATA", "tick" for a push of a JSON tick, or "close:CODE".
+func exchange(t *testing.T, p peerConn, sends []string, n int) []string {
+	t.Helper()
+	for _, m := range sends {
+		if err := p.send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for range n {
+		typ, data, code, err := p.recv()
+		switch {
+		case err != nil:
+			t.Fatalf("after %q: %v", got, err)
+		case code != 0:
+			got = append(got, fmt.Sprint("close:", code))
+		case typ == gorilla.TextMessage && strings.HasPrefix(data, `{"seq":`):
+			got = append(got, "tick")
+		case typ == gorilla.TextMessage:
+			got = append(got, "text:"+data)
+		default:
+			got = append(got, fmt.Sprintf("type%d:%q", typ, data))
+		}
+	}
+	return got
+}
+
 // TestBehaviourClients runs each behaviour against our client and
 // gorilla's: both must see a fragmented echo as one message, the greeting
 // first, the close code asked for, and a drop as 1006.
 func TestBehaviourClients(t *testing.T) {
 	t.Parallel()
 	s := startEcho(t, Options{})
-	const textType = 1
 	tests := []struct {
 		name, query string
 		sends       []string
@@ -333,26 +360,7 @@ func TestBehaviourClients(t *testing.T) {
 		for _, tc := range tests {
 			t.Run("impl="+impl+"/"+tc.name, func(t *testing.T) {
 				p := dialPeerConn(t, impl, s.url+"?"+tc.query, false)
-				for _, m := range tc.sends {
-					if err := p.send(m); err != nil {
-						t.Fatal(err)
-					}
-				}
-				var got []string
-				for range tc.want {
-					typ, data, code, err := p.recv()
-					switch {
-					case err != nil:
-						t.Fatalf("after %q: %v", got, err)
-					case code != 0:
-						got = append(got, fmt.Sprint("close:", code))
-					case typ == textType:
-						got = append(got, "text:"+data)
-					default:
-						got = append(got, fmt.Sprintf("type%d:%q", typ, data))
-					}
-				}
-				if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				if got := exchange(t, p, tc.sends, len(tc.want)); strings.Join(got, "|") != strings.Join(tc.want, "|") {
 					t.Errorf("got %q, want %q", got, tc.want)
 				}
 			})
@@ -412,26 +420,7 @@ func TestBehaviourCompressed(t *testing.T) {
 			t.Run("impl="+impl+"/"+tc.name, func(t *testing.T) {
 				before := s.h.metrics.compressedOut.Value()
 				p := dialPeerConn(t, impl, s.url+"?"+tc.query, true)
-				for _, m := range tc.sends {
-					if err := p.send(m); err != nil {
-						t.Fatal(err)
-					}
-				}
-				var got []string
-				for range tc.want {
-					typ, data, code, err := p.recv()
-					switch {
-					case err != nil:
-						t.Fatalf("after %q: %v", got, err)
-					case code != 0:
-						got = append(got, fmt.Sprint("close:", code))
-					case typ == 1 && strings.HasPrefix(data, `{"seq":`) && len(data) == 256:
-						got = append(got, "tick")
-					default:
-						got = append(got, fmt.Sprintf("text:%s", data))
-					}
-				}
-				if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				if got := exchange(t, p, tc.sends, len(tc.want)); strings.Join(got, "|") != strings.Join(tc.want, "|") {
 					t.Errorf("got %q, want %q", got, tc.want)
 				}
 				p.close()

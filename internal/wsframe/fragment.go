@@ -118,7 +118,8 @@ func (c *Conn) fragmentFrame(a, b []byte) []byte {
 		return nil
 	}
 	n := int(h.Length)
-	frames := (n + fragmentSize(n, c.fragSize) - 1) / fragmentSize(n, c.fragSize)
+	size := fragmentSize(n, c.fragSize)
+	frames := (n + size - 1) / size
 	buf := getBuffer(n + frames*(MaxHeaderLen+len(c.fragBetween)))
 	*buf = appendFragments(*buf, h, a[hl:], b, c.fragSize, c.fragBetween)
 	c.wheld = append(c.wheld, buf)

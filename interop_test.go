@@ -117,7 +117,8 @@ func runPeerScript(t *testing.T, peer, script, checks string, env []string, args
 
 // TestInteropBehaviours runs the behaviours of /echo (issue 13) against
 // Python websockets and Node ws: a fragmented echo is one message to them,
-// the greeting comes first, they see the close code asked for, a drop as
+// compressed (both offer permessage-deflate by default) or not, the
+// greeting comes first, they see the close code asked for, a drop as
 // 1006, and pushes between echoes.
 func TestInteropBehaviours(t *testing.T) {
 	t.Parallel()
@@ -125,7 +126,7 @@ func TestInteropBehaviours(t *testing.T) {
 	for _, peer := range thirdParty {
 		t.Run("peer="+peer, func(t *testing.T) {
 			t.Parallel()
-			runPeerScript(t, peer, "behaviours", "fragment greeting close=1013 drop push", nil, base)
+			runPeerScript(t, peer, "behaviours", "fragment fragment_compressed greeting close=1013 drop push", nil, base)
 		})
 	}
 }

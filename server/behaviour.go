@@ -53,8 +53,6 @@ type behaviour struct {
 	ticks bool  // the connection is a /ticks subscriber
 	from  int64 // /ticks: the first seq to send; -1: the current one
 
-	fw *fragWriter // when fragment > 0
-
 	stopOnce sync.Once
 	stop     chan struct{} // closed when shutdown begins: delays and pushes end
 	echoes   int           // echoes sent, counted by the echo loop
@@ -129,12 +127,6 @@ func (h *Handler) behaviours(r *http.Request) (*behaviour, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	if b.fragment > 0 {
-		b.fw = &fragWriter{size: b.fragment}
-		if b.pingBetween {
-			b.fw.between = []byte{0x80 | wsframe.OpPing, 0}
-		}
-	}
 	return b, nil
 }
 
@@ -195,16 +187,6 @@ func (p *params) bool(name string) bool {
 	return v
 }
 
-// writer returns what x/net writes its frames to: the connection, or the
-// fragmenting writer in front of it.
-func (c *conn) writer() io.Writer {
-	if c.b != nil && c.b.fw != nil {
-		c.b.fw.next = c.wc
-		return c.b.fw
-	}
-	return c.wc
-}
-
 // pingInterval is the connection's ping interval: ping= or
 // Options.PingInterval.
 func (c *conn) pingInterval() time.Duration {
@@ -229,8 +211,8 @@ func (h *Handler) converse(ws *websocket.Conn, c *conn, loop loop, log *slog.Log
 	if b == nil {
 		return loop(ws, c, log, st)
 	}
-	if b.fw != nil {
-		b.fw.start()
+	if b.fragment > 0 {
+		c.wc.SetFragmentation(b.fragment, b.pingBetween)
 	}
 	if b.ticks {
 		return h.streamTicks(ws, c, b)
@@ -406,60 +388,6 @@ func (c *conn) startPusher(ws *websocket.Conn, start time.Time, every time.Durat
 func (p *pusher) stop() {
 	close(p.quit)
 	<-p.done
-}
-
-// fragWriter sits between x/net's buffered writer and the wire layer: it
-// gathers each frame x/net writes and passes it on split into fragments of
-// at most size bytes (wsframe.Fragment), with between (a ping) between
-// them, in one Write, so that the wire layer sends them with one system
-// call and its own control frames come only before or after them. It holds
-// one frame at a time, twice (gathered and split), bounded by
-// Options.MaxMessage; before start (the handshake) it passes bytes through.
-// x/net calls it under its write lock, one frame at a time.
-type fragWriter struct {
-	next    io.Writer
-	size    int
-	between []byte
-	framing bool
-	frame   []byte // the frame being gathered
-	out     []byte
-}
-
-// keepFragBuffer is the most buffer a fragWriter keeps between messages.
-const keepFragBuffer = 64 << 10
-
-func (f *fragWriter) start() { f.framing = true }
-
-func (f *fragWriter) Write(p []byte) (int, error) {
-	if !f.framing {
-		return f.next.Write(p)
-	}
-	f.frame = append(f.frame, p...)
-	for {
-		h, hl, err := wsframe.ParseHeader(f.frame)
-		if err != nil {
-			return 0, err
-		}
-		if hl == 0 || int64(len(f.frame)-hl) < h.Length {
-			return len(p), nil
-		}
-		end := hl + int(h.Length)
-		if f.out, err = wsframe.Fragment(f.out[:0], f.frame[:end], f.size, f.between); err != nil {
-			return 0, err
-		}
-		_, err = f.next.Write(f.out)
-		n := copy(f.frame, f.frame[end:])
-		f.frame = f.frame[:n]
-		if cap(f.out) > keepFragBuffer {
-			f.out = nil
-		}
-		if n == 0 && cap(f.frame) > keepFragBuffer {
-			f.frame = nil
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
 }
 
 // discard reads and drops what a /ticks subscriber sends, until the

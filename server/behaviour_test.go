@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
@@ -24,9 +26,10 @@ import (
 	"wsecho/internal/wsmsg"
 )
 
-// upgrade sends an upgrade request for target (a path and query) over a raw
-// connection and returns the response; on 101, br reads the frames.
-func upgrade(t *testing.T, addr, target string) (*http.Response, string, net.Conn, *bufio.Reader) {
+// upgrade sends an upgrade request for target (a path and query), with any
+// extra header lines ("Name: value"), over a raw connection and returns the
+// response; on 101, br reads the frames.
+func upgrade(t *testing.T, addr, target string, header ...string) (*http.Response, string, net.Conn, *bufio.Reader) {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -35,7 +38,11 @@ func upgrade(t *testing.T, addr, target string) (*http.Response, string, net.Con
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { nc.Close() })
 	req := "GET " + target + " HTTP/1.1\r\nHost: " + addr + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + sampleKey + "\r\n\r\n"
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + sampleKey + "\r\n"
+	for _, line := range header {
+		req += line + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +135,10 @@ func TestBehaviourDisabled(t *testing.T) {
 }
 
 // TestBehaviourFragmentWire checks the frames on the wire: fragments of at
-// most N bytes, continuation opcodes, FIN on the last, pings between.
+// most N bytes, continuation opcodes, FIN on the last, pings between. On a
+// compressed connection the echo is compressed, then split: RSV1 on the
+// first fragment only (RFC 7692, Section 6), and the fragments' payloads
+// joined inflate to the message.
 func TestBehaviourFragmentWire(t *testing.T) {
 	t.Parallel()
 	s := startEcho(t, Options{})
@@ -157,6 +167,55 @@ func TestBehaviourFragmentWire(t *testing.T) {
 			}
 			if strings.Join(got, " ") != strings.Join(want, " ") {
 				t.Errorf("frames: got %q, want %q", got, want)
+			}
+		})
+		t.Run(fmt.Sprint("compressed/ping-between=", pingBetween), func(t *testing.T) {
+			const size = 16
+			q := fmt.Sprint("/echo?fragment=", size)
+			if pingBetween {
+				q += "&ping-between=1"
+			}
+			resp, _, nc, br := upgrade(t, s.addr, q, wsframe.ExtensionHeader+": permessage-deflate")
+			if ext := resp.Header.Get(wsframe.ExtensionHeader); !strings.HasPrefix(ext, "permessage-deflate") {
+				t.Fatalf("%s: %q, want permessage-deflate", wsframe.ExtensionHeader, ext)
+			}
+			msg := strings.Repeat("compressed, then split into fragments; ", 8)
+			writeFrame(nc, true, wsframe.OpText, []byte(msg))
+			var got []string
+			var joined []byte
+			for {
+				h, p, err := readFrame(br)
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case h.Opcode == wsframe.OpPing:
+					got = append(got, "ping")
+					continue
+				case h.Length > size:
+					t.Errorf("fragment of %d bytes, want at most %d", h.Length, size)
+				}
+				got = append(got, fmt.Sprintf("%x:%#x", h.Opcode, h.Rsv))
+				joined = append(joined, p...)
+				if h.Fin {
+					break
+				}
+			}
+			// RSV1 (0x40) on the first frame, continuations without RSV.
+			want := []string{"1:0x40"}
+			for range (len(joined)+size-1)/size - 1 {
+				if pingBetween {
+					want = append(want, "ping")
+				}
+				want = append(want, "0:0x0")
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") || len(want) < 3 {
+				t.Errorf("frames: got %q, want %q", got, want)
+			}
+			var z wsframe.Inflater
+			z.Reset(bytes.NewReader(joined), int64(len(msg)))
+			if b, err := io.ReadAll(&z); err != nil || string(b) != msg {
+				t.Errorf("%d bytes on the wire inflate to %q, %v; want the message", len(joined), b, err)
 			}
 		})
 	}
@@ -208,30 +267,68 @@ func (p gorillaConn) recv() (int, string, int, error) {
 
 func (p gorillaConn) close() { p.c.Close() }
 
-// dialPeerConn connects client impl ("wsecho" or "gorilla") to url.
-func dialPeerConn(t *testing.T, impl, url string) peerConn {
+// dialPeerConn connects client impl ("wsecho" or "gorilla") to url. With
+// compress it offers permessage-deflate, and fails the test unless the
+// server accepted.
+func dialPeerConn(t *testing.T, impl, url string, compress bool) peerConn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var p peerConn
+	var ext string
 	switch impl {
 	case "wsecho":
-		c, err := client.Dial(ctx, url, client.Options{Logger: testLog(t)})
+		c, err := client.Dial(ctx, url, client.Options{Logger: testLog(t), Compress: compress})
 		if err != nil {
 			t.Fatalf("dial %s: %v", url, err)
 		}
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		p = ourPeer{c}
+		ext, _ = c.Compression()
 	default:
-		c, _, err := gorilla.DefaultDialer.DialContext(ctx, url, nil)
+		d := *gorilla.DefaultDialer
+		d.EnableCompression = compress
+		c, resp, err := d.DialContext(ctx, url, nil)
 		if err != nil {
 			t.Fatalf("dial %s: %v", url, err)
 		}
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		p = gorillaConn{c}
+		ext = resp.Header.Get(wsframe.ExtensionHeader)
 	}
 	t.Cleanup(p.close)
+	if compress && !strings.HasPrefix(ext, "permessage-deflate") {
+		t.Fatalf("%s: compression not negotiated (extensions %q)", impl, ext)
+	}
 	return p
+}
+
+// exchange sends each of sends through p, then returns the next n things p
+// receives: "text:DATA", "tick" for a push of a JSON tick, or "close:CODE".
+func exchange(t *testing.T, p peerConn, sends []string, n int) []string {
+	t.Helper()
+	for _, m := range sends {
+		if err := p.send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for range n {
+		typ, data, code, err := p.recv()
+		switch {
+		case err != nil:
+			t.Fatalf("after %q: %v", got, err)
+		case code != 0:
+			got = append(got, fmt.Sprint("close:", code))
+		case typ == gorilla.TextMessage && strings.HasPrefix(data, `{"seq":`):
+			got = append(got, "tick")
+		case typ == gorilla.TextMessage:
+			got = append(got, "text:"+data)
+		default:
+			got = append(got, fmt.Sprintf("type%d:%q", typ, data))
+		}
+	}
+	return got
 }
 
 // TestBehaviourClients runs each behaviour against our client and
@@ -240,7 +337,6 @@ func dialPeerConn(t *testing.T, impl, url string) peerConn {
 func TestBehaviourClients(t *testing.T) {
 	t.Parallel()
 	s := startEcho(t, Options{})
-	const textType = 1
 	tests := []struct {
 		name, query string
 		sends       []string
@@ -263,27 +359,8 @@ func TestBehaviourClients(t *testing.T) {
 	for _, impl := range []string{"wsecho", "gorilla"} {
 		for _, tc := range tests {
 			t.Run("impl="+impl+"/"+tc.name, func(t *testing.T) {
-				p := dialPeerConn(t, impl, s.url+"?"+tc.query)
-				for _, m := range tc.sends {
-					if err := p.send(m); err != nil {
-						t.Fatal(err)
-					}
-				}
-				var got []string
-				for range tc.want {
-					typ, data, code, err := p.recv()
-					switch {
-					case err != nil:
-						t.Fatalf("after %q: %v", got, err)
-					case code != 0:
-						got = append(got, fmt.Sprint("close:", code))
-					case typ == textType:
-						got = append(got, "text:"+data)
-					default:
-						got = append(got, fmt.Sprintf("type%d:%q", typ, data))
-					}
-				}
-				if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				p := dialPeerConn(t, impl, s.url+"?"+tc.query, false)
+				if got := exchange(t, p, tc.sends, len(tc.want)); strings.Join(got, "|") != strings.Join(tc.want, "|") {
 					t.Errorf("got %q, want %q", got, tc.want)
 				}
 			})
@@ -313,6 +390,50 @@ func TestBehaviourClients(t *testing.T) {
 	}
 }
 
+// TestBehaviourCompressed runs every behaviour on a compressed connection,
+// with our client and gorilla's offering permessage-deflate: each message
+// arrives whole and in order, the close code and the drop as asked, and
+// every message the server sent went out compressed (compressed_messages_out),
+// fragmented echoes included (compressed first, then split).
+func TestBehaviourCompressed(t *testing.T) {
+	t.Parallel()
+	s := startEcho(t, Options{})
+	long := strings.Repeat("compressed, then split; ", 12)
+	greeting := strings.Repeat("hello there, ", 10)
+	tests := []struct {
+		name, query string
+		sends       []string
+		want        []string // "text:DATA", "tick" (a push), or "close:CODE"
+		compressed  int      // messages the server sent compressed (with pushes, at least)
+	}{
+		{"fragment", "fragment=16", []string{long}, []string{"text:" + long}, 1},
+		{"fragment_ping_between", "fragment=8&ping-between=1", []string{long}, []string{"text:" + long}, 1},
+		{"greeting", "greeting=" + url.QueryEscape(greeting) + "&fragment=32", []string{long},
+			[]string{"text:" + greeting, "text:" + long}, 2},
+		{"push", "push=100ms&push-size=256&fragment=64", nil, []string{"tick", "tick"}, 2},
+		{"after_close", "fragment=7&after=1&close=1013", []string{long}, []string{"text:" + long, "close:1013"}, 1},
+		{"after_drop", "fragment=50&after=1&drop=1", []string{long}, []string{"text:" + long, "close:1006"}, 1},
+		{"delay", "delay=10ms&fragment=64", []string{long, greeting}, []string{"text:" + long, "text:" + greeting}, 2},
+	}
+	for _, impl := range []string{"wsecho", "gorilla"} {
+		for _, tc := range tests {
+			t.Run("impl="+impl+"/"+tc.name, func(t *testing.T) {
+				before := s.h.metrics.compressedOut.Value()
+				p := dialPeerConn(t, impl, s.url+"?"+tc.query, true)
+				if got := exchange(t, p, tc.sends, len(tc.want)); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+					t.Errorf("got %q, want %q", got, tc.want)
+				}
+				p.close()
+				s.log.next(t) // the connection has ended and its counts are in
+				n := s.h.metrics.compressedOut.Value() - before
+				if n < int64(tc.compressed) || n > int64(tc.compressed) && !strings.Contains(tc.query, "push=") {
+					t.Errorf("compressed_messages_out went up by %d, want %d", n, tc.compressed)
+				}
+			})
+		}
+	}
+}
+
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
 
 // TestBehaviourDelay: echoes wait delay= each, stay in order, and a delay
@@ -320,7 +441,7 @@ func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.
 func TestBehaviourDelay(t *testing.T) {
 	t.Parallel()
 	s := startEcho(t, Options{IdleTimeout: 300 * time.Millisecond})
-	p := dialPeerConn(t, "gorilla", s.url+"?delay=500ms")
+	p := dialPeerConn(t, "gorilla", s.url+"?delay=500ms", false)
 	start := time.Now()
 	for _, m := range []string{"1", "2", "3"} {
 		if err := p.send(m); err != nil {
@@ -347,7 +468,7 @@ func TestBehaviourPush(t *testing.T) {
 	s := startEcho(t, Options{})
 	for _, impl := range []string{"wsecho", "gorilla"} {
 		t.Run("impl="+impl, func(t *testing.T) {
-			p := dialPeerConn(t, impl, s.url+"?push=100ms&push-size=300")
+			p := dialPeerConn(t, impl, s.url+"?push=100ms&push-size=300", false)
 			var pushes, echoes int
 			for i := 0; pushes < 3 || echoes < 1; i++ {
 				if i == 1 {
@@ -373,7 +494,7 @@ func TestBehaviourPush(t *testing.T) {
 		})
 	}
 	t.Run("time", func(t *testing.T) {
-		p := dialPeerConn(t, "gorilla", s.url+"?push=100ms")
+		p := dialPeerConn(t, "gorilla", s.url+"?push=100ms", false)
 		_, data, _, err := p.recv()
 		if _, perr := time.Parse(time.RFC3339Nano, data); err != nil || perr != nil {
 			t.Errorf("push: %q, %v, %v; want the time", data, err, perr)

@@ -36,7 +36,7 @@ func extensionAttrs(wc *wsframe.Conn) []any {
 	return nil
 }
 
-// compressionCounts is what an echo loop has added to the metrics so far.
+// compressionCounts is what a connection has added to the metrics so far.
 type compressionCounts wsframe.CompressionStats
 
 // count adds to m what wc has compressed and inflated since the last call.

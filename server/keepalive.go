@@ -28,7 +28,8 @@ type conn struct {
 	wc *wsframe.Conn
 	b  *behaviour // what the URL asked for; nil: a plain echo
 
-	counted bool // in conns_open; used only by the connection's goroutine
+	counted    bool              // in conns_open; used only by the connection's goroutine
+	compressed compressionCounts // what it has added to the compression metrics; likewise
 
 	pinging atomic.Bool // a ping write is under way
 	forced  atomic.Bool // Shutdown closed the socket when its time was up

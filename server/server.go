@@ -367,7 +367,7 @@ func (h *Handler) handshake(w http.ResponseWriter, r *http.Request, c *conn) *we
 	srv.ServeHTTP(&hijacked{
 		ResponseWriter: w,
 		conn:           keepOpen{c.wc},
-		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c.wc, 16), bufio.NewWriterSize(c.writer(), xnetWriteBuffer)),
+		rw:             bufio.NewReadWriter(bufio.NewReaderSize(c.wc, 16), bufio.NewWriterSize(c.wc, xnetWriteBuffer)),
 	}, xr)
 	*xr = http.Request{}
 	if ws != nil {
@@ -486,6 +486,7 @@ func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string) {
 	var st stats
 	start := time.Now()
 	err := h.converse(ws, c, loop, log, &st)
+	c.compressed.count(wc, h.metrics) // greetings, pushes, ticks, broadcasts since the last echo
 	c.stopKeepalive()
 	wc.Release()
 	if c.isDraining() && errors.Is(err, os.ErrDeadlineExceeded) && !wc.CloseSent() {
@@ -513,7 +514,6 @@ type stats struct {
 func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats) error {
 	wc := c.wc
 	var m wsmsg.Message
-	var cs compressionCounts
 	for {
 		op, p, err := wc.ReadMessage()
 		if err != nil {
@@ -527,7 +527,7 @@ func (h *Handler) echo(ws *websocket.Conn, c *conn, log *slog.Logger, st *stats)
 		m.Type, m.Data = op, p
 		err = wsmsg.Codec.Send(ws, &m)
 		m.Data = nil
-		cs.count(wc, h.metrics)
+		c.compressed.count(wc, h.metrics)
 		if n > wsframe.MaxPooled {
 			// A buffer too large to pool goes back to the garbage
 			// collector; memory returns to the system soon after.

@@ -3,6 +3,7 @@ package wsframe
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -101,3 +102,39 @@ func maskWord8(key [4]byte, pos int, b []byte) int {
 	}
 	return pos + len(b)
 }
+
+// BenchmarkFragmentWrite measures the write path: each op is one x/net
+// frame of size bytes, written in two parts as x/net's buffered writer does
+// for a large frame, compressed if asked, split into fragments of at most
+// frag bytes with a ping between (frag=0: not split), and sent with one
+// write to a connection that discards it.
+//
+//	go test -run='^$' -bench=FragmentWrite -benchtime=2000x ./internal/wsframe
+func BenchmarkFragmentWrite(b *testing.B) {
+	for _, compress := range []bool{false, true} {
+		for _, frag := range []int{0, 1024} {
+			for _, size := range []int{4 << 10, 64 << 10} {
+				b.Run(fmt.Sprintf("compress=%v/frag=%d/size=%d", compress, frag, size), func(b *testing.B) {
+					c := NewConn(discardConn{}, nil, Server, Options{})
+					if compress {
+						c.EnableDeflate(Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15})
+					}
+					c.Start()
+					c.SetFragmentation(frag, true)
+					f := AppendFrame(nil, Header{Fin: true, Opcode: OpText}, jsonTicks(size, 1))
+					b.SetBytes(int64(size))
+					b.ReportAllocs()
+					for b.Loop() {
+						c.Write(f[:10])
+						c.Write(f[10:])
+					}
+				})
+			}
+		}
+	}
+}
+
+// discardConn is a connection that takes every write and keeps nothing.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error) { return len(p), nil }

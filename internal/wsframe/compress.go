@@ -29,8 +29,7 @@ type connDeflate struct {
 	lastWire   int64 // payload bytes on the wire of the last message read, if compressed
 
 	// Write side, guarded by the Conn's wmu.
-	out  *Compressor
-	held []*[]byte // compressed frames queued for the next flush
+	out *Compressor
 
 	stats struct {
 		msgsIn, wireIn, inflated atomic.Int64
@@ -226,7 +225,7 @@ func (c *Conn) compressFrame(op byte, a, b []byte) []byte {
 		// The header goes just before the payload in the same buffer.
 		frame = (*buf)[MaxHeaderLen-hl : MaxHeaderLen+len(payload)]
 		copy(frame, hdr[:hl])
-		z.held = append(z.held, buf)
+		c.wheld = append(c.wheld, buf)
 	} else {
 		// The compressed payload outgrew buf (data that does not shrink,
 		// with context takeover): it is in a slice of its own.
@@ -237,18 +236,6 @@ func (c *Conn) compressFrame(op byte, a, b []byte) []byte {
 	z.stats.rawOut.Add(h.Length)
 	z.stats.wireOut.Add(int64(len(payload)))
 	return frame
-}
-
-// releaseFrames gives back the buffers of compressed frames once written.
-// Called with wmu held.
-func (c *Conn) releaseFrames() {
-	if z := c.deflate; z != nil {
-		for i, b := range z.held {
-			putBuffer(b)
-			z.held[i] = nil
-		}
-		z.held = z.held[:0]
-	}
 }
 
 // offerState is what a Client Conn that offered permessage-deflate keeps

@@ -133,6 +133,13 @@ type Conn struct {
 	closeSent bool
 	werr      error // sticky: a control frame did not go out whole
 
+	// Also guarded by wmu: the pooled buffers of the queued frames
+	// (compressed, split), given back at flush, and SetFragmentation's
+	// fragment size (0: none) and the control frame between fragments.
+	wheld       []*[]byte
+	fragSize    int
+	fragBetween []byte
+
 	// Write deadlines, guarded by dmu: the caller's, and whether a control
 	// frame's own bound is in force.
 	dmu        sync.Mutex

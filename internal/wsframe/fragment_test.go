@@ -2,6 +2,8 @@ package wsframe
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"testing"
 )
 
@@ -98,5 +100,123 @@ func TestFragmentErrors(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+// TestFragmentWrite checks SetFragmentation on the write path: x/net's data
+// frame, written in two parts, goes out in one write as fragments of at most
+// the size, with an empty ping between two of them when asked; with
+// permessage-deflate the message is compressed first and then split, RSV1
+// on the first frame only (RFC 7692, Section 6), and the fragments'
+// payloads joined inflate to the message. A client masks every frame.
+func TestFragmentWrite(t *testing.T) {
+	const size = 100
+	msg := jsonTicks(5000, 3)
+	for _, role := range []Role{Server, Client} {
+		for _, compress := range []bool{false, true} {
+			for _, ping := range []bool{false, true} {
+				t.Run(fmt.Sprintf("role=%d/compress=%v/ping=%v", role, compress, ping), func(t *testing.T) {
+					fc := &fakeConn{}
+					c := NewConn(fc, nil, role, Options{})
+					c.httpRead = false
+					if compress {
+						c.EnableDeflate(Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15})
+					}
+					c.Start()
+					c.SetFragmentation(size, ping)
+					f := AppendFrame(nil, Header{Fin: true, Opcode: OpText, Masked: role == Client, Key: testKey}, msg)
+					// In two writes, as x/net's buffered writer does for a large frame.
+					for _, part := range [][]byte{f[:7], f[7:]} {
+						if _, err := c.Write(part); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if len(fc.writes) != 1 {
+						t.Errorf("%d writes, want the whole message in one", len(fc.writes))
+					}
+					out := fc.written()
+					var joined []byte
+					frames, pings := 0, 0
+					for len(out) > 0 {
+						h, hl, err := ParseHeader(out)
+						if err != nil || hl == 0 || int64(len(out)-hl) < h.Length {
+							t.Fatalf("frame %d: not whole (%v)", frames+pings, err)
+						}
+						p := bytes.Clone(out[hl : hl+int(h.Length)])
+						out = out[hl+int(h.Length):]
+						if h.Masked != (role == Client) {
+							t.Fatalf("frame %d: masked %v for role %d", frames+pings, h.Masked, role)
+						}
+						if h.Masked {
+							Mask(h.Key, 0, p)
+						}
+						if h.Opcode == OpPing {
+							if !h.Fin || h.Rsv != 0 || h.Length != 0 || frames == 0 || len(out) == 0 {
+								t.Errorf("ping %+v after %d fragments: want an empty ping between two", h, frames)
+							}
+							pings++
+							continue
+						}
+						wantOp, wantRsv := byte(OpContinuation), byte(0)
+						if frames == 0 {
+							wantOp = OpText
+							if compress {
+								wantRsv = rsv1
+							}
+						}
+						if h.Opcode != wantOp || h.Rsv != wantRsv || h.Fin != (len(out) == 0) || h.Length > size {
+							t.Errorf("fragment %d: opcode %d rsv %#x fin %v length %d; want opcode %d rsv %#x, fin on the last, at most %d bytes",
+								frames, h.Opcode, h.Rsv, h.Fin, h.Length, wantOp, wantRsv, size)
+						}
+						joined = append(joined, p...)
+						frames++
+					}
+					if wantPings := map[bool]int{false: 0, true: frames - 1}[ping]; frames < 2 || pings != wantPings {
+						t.Errorf("%d fragments, %d pings; want 2 or more fragments and %d pings", frames, pings, wantPings)
+					}
+					got := joined
+					if compress {
+						var z Inflater
+						z.Reset(bytes.NewReader(joined), int64(len(msg)))
+						var err error
+						if got, err = io.ReadAll(&z); err != nil {
+							t.Fatalf("inflate: %v", err)
+						}
+						if st := c.CompressionStats(); st.MessagesOut != 1 || st.WireOut != int64(len(joined)) || len(joined) >= len(msg) {
+							t.Errorf("stats %+v for %d bytes on the wire: want one compressed message", st, len(joined))
+						}
+					}
+					if !bytes.Equal(got, msg) {
+						t.Errorf("got %d bytes, want the %d-byte message", len(got), len(msg))
+					}
+					if len(c.wheld) != 0 {
+						t.Errorf("%d buffers held after the write", len(c.wheld))
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestFragmentWriteUnchanged: with SetFragmentation, control frames and a
+// message that fits in one fragment go out as x/net wrote them, and size 0
+// turns splitting off.
+func TestFragmentWriteUnchanged(t *testing.T) {
+	fc := &fakeConn{}
+	c := NewConn(fc, nil, Server, Options{})
+	c.Start()
+	c.SetFragmentation(5, true)
+	frames := [][]byte{
+		{0x81, 0x05, 'H', 'e', 'l', 'l', 'o'},      // fits
+		{0x8a, 0x06, 'p', 'o', 'n', 'g', 'e', 'd'}, // a control frame longer than the size
+	}
+	for _, f := range frames {
+		c.Write(f)
+	}
+	c.SetFragmentation(0, true)
+	long := []byte{0x82, 0x07, 1, 2, 3, 4, 5, 6, 7}
+	c.Write(long)
+	if got, want := fc.written(), bytes.Join(append(frames, long), nil); !bytes.Equal(got, want) {
+		t.Errorf("got % x\nwant % x", got, want)
 	}
 }

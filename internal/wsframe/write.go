@@ -150,9 +150,9 @@ func (c *Conn) pend(p []byte, dropped *error) ([]byte, error) {
 	}
 }
 
-// queue adds a frame from x/net, in one or two parts, to the next write. It
-// reports false for a data frame dropped because a Close has gone out.
-// Called with wmu held.
+// queue adds a frame from x/net, in one or two parts, to the next write:
+// compressed, then split, when the Conn does either. It reports false for a
+// data frame dropped because a Close has gone out. Called with wmu held.
 func (c *Conn) queue(op byte, a, b []byte) bool {
 	if c.closeSent {
 		return IsControl(op)
@@ -161,8 +161,10 @@ func (c *Conn) queue(op byte, a, b []byte) bool {
 		c.closeSent = true
 	}
 	if f := c.compressFrame(op, a, b); f != nil {
-		c.wbufs = append(c.wbufs, f)
-		return true
+		a, b = f, nil
+	}
+	if f := c.fragmentFrame(a, b); f != nil {
+		a, b = f, nil
 	}
 	c.wbufs = append(c.wbufs, a)
 	if len(b) > 0 {
@@ -184,6 +186,10 @@ func (c *Conn) flush() error {
 	}
 	clear(c.wbufArr[:])
 	c.wbufs = c.wbufArr[:0]
-	c.releaseFrames()
+	for i, b := range c.wheld {
+		putBuffer(b)
+		c.wheld[i] = nil
+	}
+	c.wheld = c.wheld[:0]
 	return err
 }

@@ -5,7 +5,9 @@
 //
 // BASE is the server's ws://HOST:PORT. It checks, each on its own
 // connection to /echo: a fragmented echo (fragment=3 with a ping between
-// fragments) arrives as one message; the greeting comes first; after=1 with
+// fragments) arrives as one message, and so does a longer one on the
+// compressed connection (ws offers permessage-deflate by default; the server
+// compresses it, then splits it); the greeting comes first; after=1 with
 // close=1013 ends with that code and reason; after=1 with drop=1 ends with
 // 1006 (no Close frame); push= sends padded ticks between the echoes. It
 // prints "ok node CHECKS" as its last line, or "FAIL ..." and exits 1.
@@ -54,6 +56,14 @@ async function main() {
   await expectMessage(s, 'fragment', msg);
   s.ws.close();
   checks.push('fragment');
+
+  s = await session('/echo?fragment=3&ping-between=1');
+  if (!s.ws.extensions.includes('permessage-deflate')) fail(`fragment_compressed: compression not negotiated: ${s.ws.extensions}`);
+  const long = 'compressed, then split: é€😀 '.repeat(10);
+  s.ws.send(long);
+  await expectMessage(s, 'fragment_compressed', long);
+  s.ws.close();
+  checks.push('fragment_compressed');
 
   s = await session('/echo?greeting=welcome');
   s.ws.send('a');

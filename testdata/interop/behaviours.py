@@ -5,7 +5,9 @@ Usage: /usr/bin/python3 behaviours.py BASE
 
 BASE is the server's ws://HOST:PORT. It checks, each on its own
 connection to /echo: a fragmented echo (fragment=3 with a ping between
-fragments) arrives as one message; the greeting comes first; after=1 with
+fragments) arrives as one message, and so does a longer one on the
+compressed connection (websockets offers permessage-deflate by default; the
+server compresses it, then splits it); the greeting comes first; after=1 with
 close=1013 ends with that code and reason; after=1 with drop=1 ends with
 1006 (no Close frame); push= sends padded ticks between the echoes. It
 prints "ok python CHECKS" as its last line, or "FAIL ..." and exits 1.
@@ -46,6 +48,15 @@ async def main(base):
         if (got := await recv(ws)) != msg:
             raise Failure("fragment: got %r" % got)
     checks.append("fragment")
+
+    async with websockets.connect(base + "/echo?fragment=3&ping-between=1", **kw) as ws:
+        if not any(e.name == "permessage-deflate" for e in ws.extensions):
+            raise Failure("fragment_compressed: compression not negotiated: %r" % ws.extensions)
+        msg = "compressed, then split: é€😀 " * 10
+        await ws.send(msg)
+        if (got := await recv(ws)) != msg:
+            raise Failure("fragment_compressed: got %r" % got)
+    checks.append("fragment_compressed")
 
     async with websockets.connect(base + "/echo?greeting=welcome", **kw) as ws:
         await ws.send("a")

@@ -501,3 +501,56 @@ func TestListenerFDLimit(t *testing.T) {
 		t.Errorf("start-up lines: got %v, want one with nofile=%d", lines, nofile)
 	}
 }
+
+// A WebSocket stays counted by the Listener for its whole life, though its
+// handler returns once the echo loop runs on a goroutine of its own: when
+// the descriptor limit leaves room for two connections and two WebSockets
+// are open, a third connection gets 503 at accept. Before the fix the
+// Listener forgot each WebSocket when its handler returned, so the limit
+// bounded only HTTP requests and handshakes.
+func TestListenerCountsWebSockets(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Logger: slog.New(newLineRec(t))}) // MaxConns 0: the Listener's capacity bounds
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := h.Listener(tcp)
+	l.capacity = 2 // as if the descriptor limit left room for two
+	srv := h.HTTPServer(NewMux(h, nil))
+	errc := make(chan error, 1)
+	go func() { errc <- l.Serve(srv) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		<-errc
+	}()
+	addr := tcp.Addr().String()
+	for i := range 2 {
+		ws, _, err := gorilla.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+		if err != nil {
+			t.Fatalf("WebSocket %d: %v", i+1, err)
+		}
+		defer ws.Close()
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := ws.WriteMessage(gorilla.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ws.ReadMessage(); err != nil {
+			t.Fatalf("WebSocket %d: echo: %v", i+1, err)
+		}
+	}
+	if got := l.counts().open; got != 2 {
+		t.Errorf("connections counted with two WebSockets open: got %d, want 2", got)
+	}
+	if got, _ := statusOf(t, addr, "", upgradeRequest("HTTP/1.1", addr)); got != http.StatusServiceUnavailable {
+		t.Errorf("third connection: got %d, want 503 (the Listener is full)", got)
+	}
+	if got := h.metrics.rejected.Get(rejectFull).String(); got != "1" {
+		t.Errorf("handshakes_rejected[full]: got %s, want 1", got)
+	}
+}

@@ -304,18 +304,20 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 		return
 	}
 	nc.SetDeadline(time.Time{})
+	ended := handOff(r) // the Listener counts it until it ends
 	c := h.newConn(nc, socketReader(nc, brw))
 	c.b = b
 	h.track(c, true)
 	if ws := h.handshake(w, r, c); ws != nil {
 		// A fresh goroutine, with a small stack: net/http's, which grew
 		// while it read the request, ends here, and its stack is freed.
-		go h.serve(ws, c, loop, ip)
+		go h.serve(ws, c, loop, ip, ended)
 		return
 	}
 	c.uncount() // if x/net failed the handshake after the count
 	h.track(c, false)
 	c.wc.Close()
+	ended()
 	h.release(ip)
 }
 
@@ -466,10 +468,12 @@ func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
 }
 
 // serve runs loop on the connection until it ends, logs how it ended, and
-// closes it. It runs on a goroutine of its own, counted in h.wg.
-func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string) {
+// closes it, then calls ended. It runs on a goroutine of its own, counted
+// in h.wg.
+func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string, ended func()) {
 	wc := c.wc
 	defer h.release(ip)
+	defer ended()
 	defer wc.Close()
 	defer h.track(c, false)
 	wc.Start()

@@ -2,12 +2,16 @@
 // performs the opening handshake with golang.org/x/net/websocket and echoes
 // every message back whole, with its type.
 //
-// x/net sees the connection through the wire layer (internal/wsframe), which
-// enforces RFC 6455 where x/net does not. This package holds the policy: who
-// may connect and how many at once, how long a connection may stay idle,
-// what is logged and counted, and how connections end on shutdown. NewMux
-// adds the health check and the metrics next to the endpoint, and
-// Handler.HTTPServer the timeouts of the HTTP server around it.
+// The wire layer (internal/wsframe) reads every message and enforces RFC
+// 6455 where x/net does not; x/net performs the handshake and writes every
+// message the server sends, through the wire layer. This package holds the
+// policy: who may connect and how many at once (Listener counts them from
+// accept), how long a connection may stay idle, what is logged and counted,
+// and how connections end on shutdown. Besides the echo it serves broadcast
+// rooms (Handler.Broadcast), a tick stream over WebSocket and Server-Sent
+// Events, and a browser page (Page); NewMux puts them, the health check and
+// the metrics on their routes, and Handler.HTTPServer adds the timeouts of
+// the HTTP server around them.
 package server
 
 import (

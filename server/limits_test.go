@@ -192,11 +192,22 @@ func TestRejectLogged(t *testing.T) {
 // returns the address; the cleanup stops it.
 func startHandler(t *testing.T, h *Handler) string {
 	t.Helper()
+	_, addr := startListener(t, h, nil)
+	return addr
+}
+
+// startListener is startHandler, with setup (if not nil) called on the
+// Listener before it serves; it returns the Listener too.
+func startListener(t *testing.T, h *Handler, setup func(*Listener)) (*Listener, string) {
+	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := h.Listener(tcp)
+	if setup != nil {
+		setup(ln)
+	}
 	srv := h.HTTPServer(NewMux(h, nil))
 	errc := make(chan error, 1)
 	go func() { errc <- ln.Serve(srv) }()
@@ -209,7 +220,7 @@ func startHandler(t *testing.T, h *Handler) string {
 		}
 		<-errc
 	})
-	return tcp.Addr().String()
+	return ln, tcp.Addr().String()
 }
 
 // A flood of rejections logs at most rejectLogRate lines a second; the next
@@ -511,25 +522,8 @@ func TestListenerFDLimit(t *testing.T) {
 func TestListenerCountsWebSockets(t *testing.T) {
 	t.Parallel()
 	h := New(Options{Logger: slog.New(newLineRec(t))}) // MaxConns 0: the Listener's capacity bounds
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := h.Listener(tcp)
-	l.capacity = 2 // as if the descriptor limit left room for two
-	srv := h.HTTPServer(NewMux(h, nil))
-	errc := make(chan error, 1)
-	go func() { errc <- l.Serve(srv) }()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-errc
-	}()
-	addr := tcp.Addr().String()
+	// As if the descriptor limit left room for two connections.
+	l, addr := startListener(t, h, func(l *Listener) { l.capacity = 2 })
 	for i := range 2 {
 		ws, _, err := gorilla.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
 		if err != nil {

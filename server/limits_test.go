@@ -192,11 +192,22 @@ func TestRejectLogged(t *testing.T) {
 // returns the address; the cleanup stops it.
 func startHandler(t *testing.T, h *Handler) string {
 	t.Helper()
+	_, addr := startListener(t, h, nil)
+	return addr
+}
+
+// startListener is startHandler, with setup (if not nil) called on the
+// Listener before it serves; it returns the Listener too.
+func startListener(t *testing.T, h *Handler, setup func(*Listener)) (*Listener, string) {
+	t.Helper()
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln := h.Listener(tcp)
+	if setup != nil {
+		setup(ln)
+	}
 	srv := h.HTTPServer(NewMux(h, nil))
 	errc := make(chan error, 1)
 	go func() { errc <- ln.Serve(srv) }()
@@ -209,7 +220,7 @@ func startHandler(t *testing.T, h *Handler) string {
 		}
 		<-errc
 	})
-	return tcp.Addr().String()
+	return ln, tcp.Addr().String()
 }
 
 // A flood of rejections logs at most rejectLogRate lines a second; the next
@@ -499,5 +510,41 @@ func TestListenerFDLimit(t *testing.T) {
 	lines := rec.named("file descriptor limit")
 	if len(lines) != 1 || lines[0]["nofile"] != strconv.FormatUint(nofile, 10) {
 		t.Errorf("start-up lines: got %v, want one with nofile=%d", lines, nofile)
+	}
+}
+
+// A WebSocket stays counted by the Listener for its whole life, though its
+// handler returns once the echo loop runs on a goroutine of its own: when
+// the descriptor limit leaves room for two connections and two WebSockets
+// are open, a third connection gets 503 at accept. Before the fix the
+// Listener forgot each WebSocket when its handler returned, so the limit
+// bounded only HTTP requests and handshakes.
+func TestListenerCountsWebSockets(t *testing.T) {
+	t.Parallel()
+	h := New(Options{Logger: slog.New(newLineRec(t))}) // MaxConns 0: the Listener's capacity bounds
+	// As if the descriptor limit left room for two connections.
+	l, addr := startListener(t, h, func(l *Listener) { l.capacity = 2 })
+	for i := range 2 {
+		ws, _, err := gorilla.DefaultDialer.Dial("ws://"+addr+"/echo", nil)
+		if err != nil {
+			t.Fatalf("WebSocket %d: %v", i+1, err)
+		}
+		defer ws.Close()
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if err := ws.WriteMessage(gorilla.TextMessage, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := ws.ReadMessage(); err != nil {
+			t.Fatalf("WebSocket %d: echo: %v", i+1, err)
+		}
+	}
+	if got := l.counts().open; got != 2 {
+		t.Errorf("connections counted with two WebSockets open: got %d, want 2", got)
+	}
+	if got, _ := statusOf(t, addr, "", upgradeRequest("HTTP/1.1", addr)); got != http.StatusServiceUnavailable {
+		t.Errorf("third connection: got %d, want 503 (the Listener is full)", got)
+	}
+	if got := h.metrics.rejected.Get(rejectFull).String(); got != "1" {
+		t.Errorf("handshakes_rejected[full]: got %s, want 1", got)
 	}
 }

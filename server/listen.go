@@ -56,8 +56,10 @@ const refused = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnectio
 // take under attack.
 //
 // The connections it returns are the listening socket's own, unwrapped, so
-// that nothing on the path of a message changes. A handler that hijacks a
-// connection must be done with it when it returns, as x/net's are.
+// that nothing on the path of a message changes. A hijacked connection is
+// counted out when its handler returns, unless the handler handed it off
+// (handOff): Handler's WebSockets run on after their handler returns, and
+// stay counted, as established, until they end.
 //
 // It is safe for concurrent use.
 type Listener struct {
@@ -79,6 +81,8 @@ type tracked struct {
 	elem     *list.Element // in pending while in its handshake
 	requests int           // requests being served
 	hijacked bool
+	handed   bool      // hijacked and handed off: counted until done is called
+	l        *Listener // that counts it
 }
 
 // Listener wraps ln, the socket that h's routes are served from. It reads
@@ -212,7 +216,7 @@ func (l *Listener) admit(nc net.Conn) bool {
 	}
 	full := l.capacity > 0 && len(l.conns) >= l.capacity
 	if !full {
-		t := &tracked{nc: nc}
+		t := &tracked{nc: nc, l: l}
 		t.elem = l.pending.PushBack(t)
 		l.conns[nc] = t
 	}
@@ -296,6 +300,8 @@ func (l *Listener) busy(t *tracked, begin bool) {
 			l.pending.Remove(t.elem)
 			t.elem = nil
 		}
+	case t.handed:
+		// counted until the connection ends (handOff)
 	case t.hijacked:
 		l.forget(t)
 	default:
@@ -304,4 +310,19 @@ func (l *Listener) busy(t *tracked, begin bool) {
 			t.elem = l.pending.PushBack(t)
 		}
 	}
+}
+
+// handOff tells the Listener that serves r, if any, that r's connection,
+// hijacked, outlives r's handler: it stays counted, as established, until
+// done is called, once the connection has ended. done is safe to call more
+// than once.
+func handOff(r *http.Request) (done func()) {
+	t, ok := r.Context().Value(trackedKey{}).(*tracked)
+	if !ok {
+		return func() {}
+	}
+	t.l.mu.Lock()
+	t.handed = true
+	t.l.mu.Unlock()
+	return func() { t.l.countOut(t.nc) }
 }

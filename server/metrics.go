@@ -107,9 +107,12 @@ func (m *metrics) received(code int) { m.closeRecv.Add(strconv.Itoa(code), 1) }
 // Metrics returns the Handler's metrics: connections open now and in total,
 // connections dropped without a Close, handshakes rejected by reason,
 // messages and payload bytes in and out, Close frames sent and received by
-// code, the memory budget for message data (size, used, peak, waits,
-// refusals), permessage-deflate (connections, messages and bytes compressed
-// and inflated, the ratio), and uptime. The /debug/vars page of NewMux shows them under
+// code, /sse streams open and in total, the memory budget for message data
+// (size, used, peak, waits, refusals), permessage-deflate (connections,
+// messages and bytes compressed and inflated, the ratio), uptime, and
+// whether every message is logged; once created, a Listener adds the
+// connections it holds and those in their handshake, and Broadcast its
+// rooms and overflows. The /debug/vars page of NewMux shows them under
 // MetricsName; to have them in expvar.Handler too, publish them once with
 // expvar.Publish(server.MetricsName, h.Metrics()).
 func (h *Handler) Metrics() *expvar.Map { return &h.metrics.vars }

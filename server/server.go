@@ -2,12 +2,16 @@
 // performs the opening handshake with golang.org/x/net/websocket and echoes
 // every message back whole, with its type.
 //
-// x/net sees the connection through the wire layer (internal/wsframe), which
-// enforces RFC 6455 where x/net does not. This package holds the policy: who
-// may connect and how many at once, how long a connection may stay idle,
-// what is logged and counted, and how connections end on shutdown. NewMux
-// adds the health check and the metrics next to the endpoint, and
-// Handler.HTTPServer the timeouts of the HTTP server around it.
+// The wire layer (internal/wsframe) reads every message and enforces RFC
+// 6455 where x/net does not; x/net performs the handshake and writes every
+// message the server sends, through the wire layer. This package holds the
+// policy: who may connect and how many at once (Listener counts them from
+// accept), how long a connection may stay idle, what is logged and counted,
+// and how connections end on shutdown. Besides the echo it serves broadcast
+// rooms (Handler.Broadcast), a tick stream over WebSocket and Server-Sent
+// Events, and a browser page (Page); NewMux puts them, the health check and
+// the metrics on their routes, and Handler.HTTPServer adds the timeouts of
+// the HTTP server around them.
 package server
 
 import (
@@ -304,18 +308,20 @@ func (h *Handler) upgrade(w http.ResponseWriter, r *http.Request, b *behaviour, 
 		return
 	}
 	nc.SetDeadline(time.Time{})
+	ended := handOff(r) // the Listener counts it until it ends
 	c := h.newConn(nc, socketReader(nc, brw))
 	c.b = b
 	h.track(c, true)
 	if ws := h.handshake(w, r, c); ws != nil {
 		// A fresh goroutine, with a small stack: net/http's, which grew
 		// while it read the request, ends here, and its stack is freed.
-		go h.serve(ws, c, loop, ip)
+		go h.serve(ws, c, loop, ip, ended)
 		return
 	}
 	c.uncount() // if x/net failed the handshake after the count
 	h.track(c, false)
 	c.wc.Close()
+	ended()
 	h.release(ip)
 }
 
@@ -466,10 +472,12 @@ func socketReader(nc net.Conn, brw *bufio.ReadWriter) *bufio.Reader {
 }
 
 // serve runs loop on the connection until it ends, logs how it ended, and
-// closes it. It runs on a goroutine of its own, counted in h.wg.
-func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string) {
+// closes it, then calls ended. It runs on a goroutine of its own, counted
+// in h.wg.
+func (h *Handler) serve(ws *websocket.Conn, c *conn, loop loop, ip string, ended func()) {
 	wc := c.wc
 	defer h.release(ip)
+	defer ended()
 	defer wc.Close()
 	defer h.track(c, false)
 	wc.Start()

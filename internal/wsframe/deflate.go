@@ -78,11 +78,12 @@ func NewCompressor(takeover bool, windowBits int) *Compressor {
 // (RFC 7692, Section 7.1.2) is honoured for a message no longer than it
 // trivially, and a longer message is Huffman-coded only, with no
 // back-references at all. On 64 KiB of JSON-like text that gives 0.61 of
-// the size at 250 MB/s, where compressing in pieces of the window's size
-// with a reset compressor each gives 0.62 at 10 MB/s for 8 bits, 0.44 at
-// 16 MB/s for 9, 0.32 at 25 MB/s for 10, 0.23 at 48 MB/s for 12
-// (BenchmarkCompressWindow): pieces would let a peer that asks for a small
-// window make each byte cost 10-40 times the CPU.
+// the size at 250-320 MB/s, where compressing in pieces of the window's
+// size with a reset compressor each gives 0.62 at 15-23 MB/s for 8 bits,
+// 0.44 at 16-35 MB/s for 9, 0.32 at 23-44 MB/s for 10, 0.23 at 48-121 MB/s
+// for 12 (BenchmarkCompressWindow; BENCHMARKS.md): pieces would let a peer
+// that asks for a small window make each byte cost the server many times
+// the CPU (11-21 times at 8 bits).
 func (z *Compressor) Compress(dst, msg []byte) []byte {
 	z.out.b = dst
 	// Building Huffman codes takes a 1.4 KB frame (see onOwnStack).

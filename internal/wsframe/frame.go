@@ -5,10 +5,13 @@
 // accepts reserved bits and opcodes, fragmented or oversized control frames,
 // text that is not UTF-8 and invalid close codes, and it never answers a
 // Close. A [Conn] sits between the socket and x/net on both sides of a
-// connection. It reads every frame before x/net does, enforces the rules,
-// answers pings and closes itself, joins fragments, and hands x/net exactly
-// one frame per message. On the way out it writes x/net's frames whole, so
-// its own control frames never land inside one of them.
+// connection. It reads every frame, enforces the rules, answers pings and
+// closes itself, and returns each message whole, in a pooled buffer, from
+// [Conn.ReadMessage], which wsecho's server and client read with; x/net's
+// own reader, for a program that still reads through it, gets one checked
+// frame per message from [Conn.Read]. On the way out it writes x/net's
+// frames whole (compressed with permessage-deflate and split into fragments
+// when asked), so its own control frames never land inside one of them.
 //
 // The package also has the frame codec that the tests and the bench command
 // use to build raw frames: [Header], [AppendFrame], [ParseHeader] and [Mask].

@@ -9,7 +9,7 @@ import "golang.org/x/net/websocket"
 // Message is one message and its type.
 type Message struct {
 	Type byte   // websocket.TextFrame or websocket.BinaryFrame
-	Data []byte // on receive, a fresh slice from x/net
+	Data []byte // from Codec.Receive, a fresh slice from x/net (wsecho itself reads through wsframe.Conn.ReadMessage)
 }
 
 // Codec sends and receives *Message values with their type.

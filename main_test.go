@@ -915,8 +915,11 @@ func TestAttack_LargeMessages(t *testing.T) {
 	if echoed.Load() == 0 || failed.Load() > 0 {
 		t.Errorf("%d large messages echoed, %d failed otherwise than with 1013: want some echoed and none failed", echoed.Load(), failed.Load())
 	}
-	if len(lat) < 10 || worst > 2*time.Second {
-		t.Errorf("bystander: %d echoes, slowest %v; want them to keep flowing (under 2 s each)", len(lat), worst)
+	// A bystander that had to wait for the budget would wait the memory
+	// wait (10 s); 5 s leaves room for a loaded machine (2.1 s seen at
+	// load 9.6 under the race detector).
+	if len(lat) < 10 || worst > 5*time.Second {
+		t.Errorf("bystander: %d echoes, slowest %v; want them to keep flowing (under 5 s each, half the memory wait)", len(lat), worst)
 	}
 }
 

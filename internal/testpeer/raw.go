@@ -40,9 +40,13 @@ func FloodPings(nc net.Conn, deadline time.Time, stalled chan<- struct{}) {
 	}
 	ping := append([]byte{0x89, 125}, bytes.Repeat([]byte("p"), 125)...) // FIN, ping, unmasked
 	batch := bytes.Repeat(ping, 512)
+	rest := batch // what is left of the batch: a write cut short by its deadline goes on where it stopped
 	for once := false; time.Now().Before(deadline); {
 		nc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
-		_, err := nc.Write(batch)
+		n, err := nc.Write(rest)
+		if rest = rest[n:]; len(rest) == 0 {
+			rest = batch
+		}
 		var ne net.Error
 		switch {
 		case errors.As(err, &ne) && ne.Timeout():

@@ -327,7 +327,7 @@ const nginxConf = `daemon off;
 master_process off;
 worker_processes 1;
 pid {{dir}}/nginx.pid;
-error_log {{dir}}/error.log warn;
+error_log {{dir}}/error.log info; # info: "client timed out" is logged at that level
 events { worker_connections 1024; }
 http {
 	access_log {{dir}}/access.log;
@@ -418,10 +418,14 @@ func startNginx(t *testing.T, upstreams []string, readTimeout time.Duration) *ng
 func TestInteropNginx(t *testing.T) {
 	t.Parallel()
 	needNginx(t)
-	// Pings an eighth of nginx's read timeout apart: a loaded machine (the
-	// race detector, other tests) may delay one by a few hundred ms.
-	const readTimeout = 2 * time.Second
-	backend := startEcho(t, server.Options{PingInterval: readTimeout / 8}, nil)
+	// Pings a twelfth of nginx's read timeout apart (which nginx applies to
+	// both directions of an upgraded connection: the server's pings one
+	// way, the client's pongs the other), so that a machine loaded by the
+	// rest of the suite under the race detector cannot make a gap of a
+	// whole timeout.
+	const readTimeout = 3 * time.Second
+	const pingInterval = readTimeout / 12
+	backend := startEcho(t, server.Options{PingInterval: pingInterval}, nil)
 	ng := startNginx(t, []string{backend}, readTimeout)
 	url := "ws://" + ng.addr + "/echo"
 	for _, peer := range thirdParty {
@@ -470,7 +474,7 @@ func TestInteropNginx(t *testing.T) {
 			ping     time.Duration
 			survives bool
 		}{
-			{"ping=on", readTimeout / 8, true},
+			{"ping=on", pingInterval, true},
 			{"ping=off", 0, false}, // the control: nginx ends the idle connection
 		} {
 			t.Run(tc.name, func(t *testing.T) {
